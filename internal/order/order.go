@@ -1,0 +1,64 @@
+// Package order places orders: it joins the sale rules, the admission gate and
+// the store, and owns the errors a buyer can get back.
+package order
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Errors a buyer can get back, owned here.
+var (
+	// ErrSaleNotActive: the product has no sale open right now.
+	ErrSaleNotActive = errors.New("sale is not active")
+	// ErrSoldOut: no stock is left.
+	ErrSoldOut = errors.New("sold out")
+	// ErrAlreadyOrdered: the user already has an order in this sale.
+	ErrAlreadyOrdered = errors.New("already ordered in this sale")
+	// ErrNotFound: no such order.
+	ErrNotFound = errors.New("order not found")
+)
+
+// Status is how far an order has got.
+type Status int
+
+// Order statuses. Only Confirmed orders are in PostgreSQL.
+const (
+	StatusPending Status = iota + 1
+	StatusConfirmed
+	StatusRejected
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusPending:
+		return "PENDING"
+	case StatusConfirmed:
+		return "CONFIRMED"
+	case StatusRejected:
+		return "REJECTED"
+	}
+	return "UNSPECIFIED"
+}
+
+// Order is one unit of a product bought by one user in one sale.
+type Order struct {
+	ID        uuid.UUID
+	SaleID    uuid.UUID
+	ProductID uuid.UUID
+	UserID    uuid.UUID
+	Status    Status
+	CreatedAt time.Time
+}
+
+// ListFilter selects orders, newest first. A zero UserID means every user's
+// and a zero SaleID every sale's; After is the last id of the previous page
+// (uuid.Nil for the first) and Limit caps the page.
+type ListFilter struct {
+	UserID uuid.UUID
+	SaleID uuid.UUID
+	After  uuid.UUID
+	Limit  int
+}
