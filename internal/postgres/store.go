@@ -1,0 +1,109 @@
+// Package postgres is the store: it runs the sqlc queries in
+// internal/postgres/dbsqlc, turns their rows into domain types, and is the only
+// package that knows PostgreSQL errors, which it maps to domain errors.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/flashsale/flashsale/internal/auth"
+	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/postgres/dbsqlc"
+	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// Page sizes of the List methods.
+const (
+	// DefaultPageSize is used when a list asks for zero or fewer rows.
+	DefaultPageSize = 100
+	// MaxPageSize caps the rows a list returns.
+	MaxPageSize = 1000
+)
+
+// Store reads and writes users, products, sales and orders in PostgreSQL.
+// It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	q    *dbsqlc.Queries
+}
+
+// New connects a pool to databaseURL (a postgres:// URL or key=value DSN; pool
+// settings such as pool_max_conns go in it too) and pings the server, so a
+// wrong URL fails here rather than on the first request.
+func New(ctx context.Context, databaseURL string) (*Store, error) {
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres config: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres connect: %w", err)
+	}
+	return &Store{pool: pool, q: dbsqlc.New(pool)}, nil
+}
+
+// Close waits for queries in flight and closes every connection.
+func (s *Store) Close() {
+	s.pool.Close()
+}
+
+// Ping checks that the database answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres ping: %w", err)
+	}
+	return nil
+}
+
+// violation is a constraint violation: its SQLSTATE and constraint name.
+type violation struct{ code, constraint string }
+
+// SQLSTATEs of the integrity constraint violations the domain cares about.
+const (
+	uniqueViolation     = "23505"
+	exclusionViolation  = "23P01"
+	foreignKeyViolation = "23503"
+	checkViolation      = "23514"
+)
+
+// constraintErrors maps the violations that mean something to the domain to
+// its errors. The constraint names are those in sql/migrations.
+var constraintErrors = map[violation]error{
+	{uniqueViolation, "users_email_key"}:                 auth.ErrEmailTaken,
+	{foreignKeyViolation, "flash_sales_product_id_fkey"}: product.ErrNotFound,
+	{checkViolation, "flash_sales_window_valid"}:         sale.ErrInvalidWindow,
+	{exclusionViolation, "flash_sales_no_overlap"}:       sale.ErrOverlap,
+	{uniqueViolation, "orders_one_per_user_per_sale"}:    order.ErrAlreadyOrdered,
+	// No sale with this id, or one that sells another product.
+	{foreignKeyViolation, "orders_sale_product_fkey"}: sale.ErrNotFound,
+	{foreignKeyViolation, "orders_user_id_fkey"}:      auth.ErrUserNotFound,
+}
+
+// interpretError is the one place PostgreSQL errors become domain errors: a
+// violation listed in constraintErrors returns the domain's sentinel as is;
+// anything else comes back wrapped with op.
+func interpretError(op string, err error) error {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		if domainErr, ok := constraintErrors[violation{pgErr.Code, pgErr.ConstraintName}]; ok {
+			return domainErr
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// pageSize turns a requested page size into a LIMIT.
+func pageSize(n int) int32 {
+	switch {
+	case n <= 0:
+		return DefaultPageSize
+	case n > MaxPageSize:
+		return MaxPageSize
+	}
+	return int32(n)
+}

@@ -1,0 +1,141 @@
+package postgres_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/flashsale/flashsale/internal/auth"
+)
+
+func TestUserCreate(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	id := newID()
+
+	u, err := s.UserCreate(ctx, auth.User{ID: id, Email: "Ann@Example.COM"}, "hash-1")
+	if err != nil {
+		t.Fatalf("UserCreate: %v", err)
+	}
+	want := auth.User{ID: id, Email: "ann@example.com", Role: auth.RoleCustomer, CreatedAt: u.CreatedAt}
+	if u != want {
+		t.Errorf("UserCreate = %+v, want %+v", u, want)
+	}
+	if u.CreatedAt.IsZero() {
+		t.Errorf("UserCreate CreatedAt is zero")
+	}
+
+	got, hash, err := s.UserByEmail(ctx, "ANN@example.com")
+	if err != nil {
+		t.Fatalf("UserByEmail: %v", err)
+	}
+	if got != u || hash != "hash-1" {
+		t.Errorf("UserByEmail = %+v, %q, want %+v, %q", got, hash, u, "hash-1")
+	}
+
+	got, err = s.UserByID(ctx, id)
+	if err != nil {
+		t.Fatalf("UserByID: %v", err)
+	}
+	if got != u {
+		t.Errorf("UserByID = %+v, want %+v", got, u)
+	}
+}
+
+func TestUserCreateKeepsRole(t *testing.T) {
+	s := newStore(t)
+	u, err := s.UserCreate(t.Context(), auth.User{ID: newID(), Email: "root@example.com", Role: auth.RoleAdmin, Disabled: true}, "h")
+	if err != nil {
+		t.Fatalf("UserCreate: %v", err)
+	}
+	if u.Role != auth.RoleAdmin || !u.Disabled {
+		t.Errorf("UserCreate role, disabled = %q, %v, want %q, true", u.Role, u.Disabled, auth.RoleAdmin)
+	}
+}
+
+func TestUserCreateEmailTaken(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if _, err := s.UserCreate(ctx, auth.User{ID: newID(), Email: "bob@example.com"}, "h"); err != nil {
+		t.Fatalf("UserCreate: %v", err)
+	}
+	_, err := s.UserCreate(ctx, auth.User{ID: newID(), Email: "Bob@Example.com"}, "h")
+	if !errors.Is(err, auth.ErrEmailTaken) {
+		t.Errorf("UserCreate with a taken email = %v, want %v", err, auth.ErrEmailTaken)
+	}
+}
+
+func TestUserNotFound(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if _, _, err := s.UserByEmail(ctx, "nobody@example.com"); !errors.Is(err, auth.ErrUserNotFound) {
+		t.Errorf("UserByEmail = %v, want %v", err, auth.ErrUserNotFound)
+	}
+	if _, err := s.UserByID(ctx, newID()); !errors.Is(err, auth.ErrUserNotFound) {
+		t.Errorf("UserByID = %v, want %v", err, auth.ErrUserNotFound)
+	}
+	if err := s.UserSetDisabled(ctx, newID(), true); !errors.Is(err, auth.ErrUserNotFound) {
+		t.Errorf("UserSetDisabled = %v, want %v", err, auth.ErrUserNotFound)
+	}
+}
+
+func TestUserSetDisabled(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	u := mustUser(t, s)
+	for _, disabled := range []bool{true, false} {
+		if err := s.UserSetDisabled(ctx, u.ID, disabled); err != nil {
+			t.Fatalf("UserSetDisabled(%v): %v", disabled, err)
+		}
+		got, err := s.UserByID(ctx, u.ID)
+		if err != nil {
+			t.Fatalf("UserByID: %v", err)
+		}
+		if got.Disabled != disabled {
+			t.Errorf("Disabled after UserSetDisabled(%v) = %v", disabled, got.Disabled)
+		}
+	}
+}
+
+func TestUserUpsertAdmin(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	id := newID()
+
+	created, err := s.UserUpsertAdmin(ctx, id, "Admin@Example.com", "hash-1")
+	if err != nil {
+		t.Fatalf("UserUpsertAdmin (create): %v", err)
+	}
+	want := auth.User{ID: id, Email: "admin@example.com", Role: auth.RoleAdmin, CreatedAt: created.CreatedAt}
+	if created != want {
+		t.Errorf("UserUpsertAdmin (create) = %+v, want %+v", created, want)
+	}
+
+	again, err := s.UserUpsertAdmin(ctx, newID(), "admin@example.com", "hash-1")
+	if err != nil {
+		t.Fatalf("UserUpsertAdmin (again): %v", err)
+	}
+	if again != created {
+		t.Errorf("UserUpsertAdmin (again) = %+v, want %+v", again, created)
+	}
+}
+
+func TestUserUpsertAdminPromotes(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	customer, err := s.UserCreate(ctx, auth.User{ID: newID(), Email: "carol@example.com", Disabled: true}, "old")
+	if err != nil {
+		t.Fatalf("UserCreate: %v", err)
+	}
+
+	admin, err := s.UserUpsertAdmin(ctx, newID(), "carol@example.com", "new")
+	if err != nil {
+		t.Fatalf("UserUpsertAdmin: %v", err)
+	}
+	want := auth.User{ID: customer.ID, Email: customer.Email, Role: auth.RoleAdmin, CreatedAt: customer.CreatedAt}
+	if admin != want {
+		t.Errorf("UserUpsertAdmin = %+v, want %+v", admin, want)
+	}
+	if _, hash, err := s.UserByEmail(ctx, "carol@example.com"); err != nil || hash != "new" {
+		t.Errorf("UserByEmail hash = %q, %v, want %q, nil", hash, err, "new")
+	}
+}
