@@ -1,0 +1,332 @@
+// Package config loads the service's settings from the environment. It is
+// the only package that reads environment variables.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// MinJWTSecretLength is the shortest AUTH_JWT_SECRET accepted, in bytes:
+// HS256 should be keyed with at least as many bits as its output.
+const MinJWTSecretLength = 32
+
+// OrderMode is how an order request reaches the database.
+type OrderMode string
+
+// Order modes, chosen with ORDER_MODE (or ORDERS_USE_QUEUE=true for queue).
+const (
+	// OrderModeDirect places each order in its own Postgres transaction.
+	OrderModeDirect OrderMode = "direct"
+	// OrderModeSync admits through the Redis gate, then writes to Postgres
+	// in batches while the request waits for its result.
+	OrderModeSync OrderMode = "sync"
+	// OrderModeQueue admits through the Redis gate and hands the order to a
+	// queue that workers drain; the request returns before the write.
+	OrderModeQueue OrderMode = "queue"
+)
+
+// Config is every setting of the service. Load fills and validates it;
+// durations are whole numbers in the unit their variable names, with a
+// method returning the time.Duration.
+type Config struct {
+	// DevMode (FLASHSALE_DEV) relaxes what a laptop cannot provide, such as
+	// a JWT secret.
+	DevMode bool `env:"FLASHSALE_DEV"`
+
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable"`
+	RedisURL    string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8080"`
+	GRPCAddr    string `env:"GRPC_ADDR" envDefault:":9090"`
+	// LogLevel is one of debug, info, warn, error; Load lower-cases it.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+
+	// JWTSecret signs access tokens; at least MinJWTSecretLength bytes.
+	JWTSecret       string `env:"AUTH_JWT_SECRET"`
+	TokenTTLSeconds int    `env:"AUTH_TOKEN_TTL_SECONDS" envDefault:"3600"`
+	// GeneratedSecret is set when DevMode made up JWTSecret because none was
+	// given; tokens then die with the process, so the caller should warn.
+	GeneratedSecret bool `env:"-"`
+
+	// AdminEmail and AdminPassword, when both set, name an admin account
+	// that is created or reset at start-up.
+	AdminEmail    string `env:"ADMIN_EMAIL"`
+	AdminPassword string `env:"ADMIN_PASSWORD"`
+
+	// OrderModeSetting is ORDER_MODE as given (empty when unset); use
+	// OrderMode, which applies the default and ORDERS_USE_QUEUE.
+	OrderModeSetting string `env:"ORDER_MODE"`
+	// OrdersUseQueue (ORDERS_USE_QUEUE=true) is another way to ask for
+	// OrderModeQueue.
+	OrdersUseQueue               bool `env:"ORDERS_USE_QUEUE"`
+	OrdersBatchSize              int  `env:"ORDERS_BATCH_SIZE" envDefault:"200"`
+	OrdersBatchWaitMS            int  `env:"ORDERS_BATCH_WAIT_MS" envDefault:"2"`
+	OrdersQueueMaxQueued         int  `env:"ORDERS_QUEUE_MAX_QUEUED" envDefault:"100000"`
+	OrdersQueueRetryAfterSeconds int  `env:"ORDERS_QUEUE_RETRY_AFTER_SECONDS" envDefault:"2"`
+	OrdersWorkerConcurrency      int  `env:"ORDERS_WORKER_CONCURRENCY" envDefault:"1"`
+
+	// Rate limits are token buckets: a capacity (burst) and a refill rate
+	// in tokens per second.
+	RLDisabled          bool    `env:"RL_DISABLED"`
+	RLGlobalCapacity    int     `env:"RL_GLOBAL_CAPACITY" envDefault:"5000"`
+	RLGlobalRefill      float64 `env:"RL_GLOBAL_REFILL" envDefault:"2000"`
+	RLIPCapacity        int     `env:"RL_IP_CAPACITY" envDefault:"200"`
+	RLIPRefill          float64 `env:"RL_IP_REFILL" envDefault:"50"`
+	RLUserOrderCapacity int     `env:"RL_USER_ORDER_CAPACITY" envDefault:"5"`
+	RLUserOrderRefill   float64 `env:"RL_USER_ORDER_REFILL" envDefault:"1"`
+
+	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
+	ShutdownTimeoutSeconds   int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+}
+
+// Load reads the process environment; see LoadFrom.
+func Load() (Config, error) {
+	return LoadFrom(env.ToMap(os.Environ()))
+}
+
+// LoadFrom builds a Config from environ (variable name to value), applying
+// defaults. It returns one error listing every problem found, one per line,
+// rather than stopping at the first. In DevMode without AUTH_JWT_SECRET it
+// generates a random secret and sets GeneratedSecret; it never logs.
+func LoadFrom(environ map[string]string) (Config, error) {
+	if environ == nil {
+		// A nil Environment makes env fall back to the process environment.
+		environ = map[string]string{}
+	}
+	var c Config
+	var problems []error
+	bad := map[string]bool{} // variables that did not parse; not validated further
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		var agg env.AggregateError
+		if !errors.As(err, &agg) {
+			agg.Errors = []error{err}
+		}
+		for _, e := range agg.Errors {
+			key, msg := describeParseError(e, environ)
+			bad[key] = true
+			problems = append(problems, errors.New("config: "+msg))
+		}
+	}
+
+	check := func(key string, ok bool, format string, args ...any) {
+		if !bad[key] && !ok {
+			problems = append(problems, fmt.Errorf("config: "+format, args...))
+		}
+	}
+
+	check("DATABASE_URL", strings.TrimSpace(c.DatabaseURL) != "", "DATABASE_URL must not be blank")
+	check("REDIS_URL", validRedisURL(c.RedisURL),
+		"REDIS_URL=%q must be a redis://, rediss:// or unix:// URL", c.RedisURL)
+	check("HTTP_ADDR", validAddr(c.HTTPAddr), "HTTP_ADDR=%q must be host:port, such as :8080", c.HTTPAddr)
+	check("GRPC_ADDR", validAddr(c.GRPCAddr), "GRPC_ADDR=%q must be host:port, such as :9090", c.GRPCAddr)
+	check("GRPC_ADDR", c.HTTPAddr != c.GRPCAddr, "HTTP_ADDR and GRPC_ADDR must differ (both %q)", c.GRPCAddr)
+
+	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
+	_, levelOK := logLevels[c.LogLevel]
+	check("LOG_LEVEL", levelOK, "LOG_LEVEL=%q must be one of debug, info, warn, error", c.LogLevel)
+
+	switch {
+	case c.JWTSecret == "" && c.DevMode:
+		secret, err := randomSecret()
+		if err != nil {
+			problems = append(problems, fmt.Errorf("config: generate AUTH_JWT_SECRET: %w", err))
+		}
+		c.JWTSecret, c.GeneratedSecret = secret, true
+	case c.JWTSecret == "":
+		check("AUTH_JWT_SECRET", false,
+			"AUTH_JWT_SECRET is required (at least %d bytes), or set FLASHSALE_DEV=true to generate one",
+			MinJWTSecretLength)
+	default:
+		check("AUTH_JWT_SECRET", len(c.JWTSecret) >= MinJWTSecretLength,
+			"AUTH_JWT_SECRET is %d bytes, must be at least %d", len(c.JWTSecret), MinJWTSecretLength)
+	}
+	check("AUTH_TOKEN_TTL_SECONDS", c.TokenTTLSeconds > 0,
+		"AUTH_TOKEN_TTL_SECONDS=%d must be positive", c.TokenTTLSeconds)
+	check("ADMIN_EMAIL", c.AdminEmail != "" || c.AdminPassword == "",
+		"ADMIN_PASSWORD is set without ADMIN_EMAIL; set both or neither")
+	check("ADMIN_PASSWORD", c.AdminPassword != "" || c.AdminEmail == "",
+		"ADMIN_EMAIL is set without ADMIN_PASSWORD; set both or neither")
+
+	c.OrderModeSetting = strings.ToLower(strings.TrimSpace(c.OrderModeSetting))
+	switch OrderMode(c.OrderModeSetting) {
+	case "", OrderModeDirect, OrderModeSync, OrderModeQueue:
+		check("ORDERS_USE_QUEUE",
+			!c.OrdersUseQueue || c.OrderModeSetting == "" || OrderMode(c.OrderModeSetting) == OrderModeQueue,
+			"ORDERS_USE_QUEUE=true conflicts with ORDER_MODE=%s; set one of them", c.OrderModeSetting)
+	default:
+		check("ORDER_MODE", false, "ORDER_MODE=%q must be one of direct, sync, queue", c.OrderModeSetting)
+	}
+	atLeast := func(key string, v, min int) {
+		check(key, v >= min, "%s=%d must be at least %d", key, v, min)
+	}
+	atLeast("ORDERS_BATCH_SIZE", c.OrdersBatchSize, 1)
+	atLeast("ORDERS_BATCH_WAIT_MS", c.OrdersBatchWaitMS, 0)
+	atLeast("ORDERS_QUEUE_MAX_QUEUED", c.OrdersQueueMaxQueued, 1)
+	atLeast("ORDERS_QUEUE_RETRY_AFTER_SECONDS", c.OrdersQueueRetryAfterSeconds, 1)
+	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 1)
+
+	positiveRate := func(key string, v float64) {
+		check(key, v > 0 && !math.IsInf(v, 0), "%s=%v must be a positive number of tokens per second", key, v)
+	}
+	atLeast("RL_GLOBAL_CAPACITY", c.RLGlobalCapacity, 1)
+	positiveRate("RL_GLOBAL_REFILL", c.RLGlobalRefill)
+	atLeast("RL_IP_CAPACITY", c.RLIPCapacity, 1)
+	positiveRate("RL_IP_REFILL", c.RLIPRefill)
+	atLeast("RL_USER_ORDER_CAPACITY", c.RLUserOrderCapacity, 1)
+	positiveRate("RL_USER_ORDER_REFILL", c.RLUserOrderRefill)
+
+	atLeast("RECONCILE_INTERVAL_SECONDS", c.ReconcileIntervalSeconds, 1)
+	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
+
+	if len(problems) > 0 {
+		return Config{}, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// OrderMode returns the order mode in force: queue when ORDERS_USE_QUEUE is
+// true, else ORDER_MODE, else direct.
+func (c Config) OrderMode() OrderMode {
+	switch {
+	case c.OrdersUseQueue:
+		return OrderModeQueue
+	case c.OrderModeSetting == "":
+		return OrderModeDirect
+	default:
+		return OrderMode(c.OrderModeSetting)
+	}
+}
+
+// TokenTTL is how long an access token stays valid.
+func (c Config) TokenTTL() time.Duration {
+	return time.Duration(c.TokenTTLSeconds) * time.Second
+}
+
+// OrdersBatchWait is how long a batch waits to fill before it is written.
+func (c Config) OrdersBatchWait() time.Duration {
+	return time.Duration(c.OrdersBatchWaitMS) * time.Millisecond
+}
+
+// OrdersQueueRetryAfter is the Retry-After given when the order queue is full.
+func (c Config) OrdersQueueRetryAfter() time.Duration {
+	return time.Duration(c.OrdersQueueRetryAfterSeconds) * time.Second
+}
+
+// ReconcileInterval is how often Redis stock is reconciled with Postgres.
+func (c Config) ReconcileInterval() time.Duration {
+	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
+}
+
+// ShutdownTimeout bounds the graceful drain on shutdown.
+func (c Config) ShutdownTimeout() time.Duration {
+	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
+}
+
+// SlogLevel returns LogLevel as a slog.Level.
+func (c Config) SlogLevel() slog.Level {
+	return logLevels[c.LogLevel]
+}
+
+// LogValue implements slog.LogValuer, so that logging a Config shows its
+// settings without the JWT secret, the admin password or URL passwords.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("dev_mode", c.DevMode),
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("redis_url", redactURL(c.RedisURL)),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("grpc_addr", c.GRPCAddr),
+		slog.String("log_level", c.LogLevel),
+		slog.Bool("generated_secret", c.GeneratedSecret),
+		slog.Duration("token_ttl", c.TokenTTL()),
+		slog.String("admin_email", c.AdminEmail),
+		slog.String("order_mode", string(c.OrderMode())),
+		slog.Int("orders_batch_size", c.OrdersBatchSize),
+		slog.Duration("orders_batch_wait", c.OrdersBatchWait()),
+		slog.Int("orders_queue_max_queued", c.OrdersQueueMaxQueued),
+		slog.Int("orders_worker_concurrency", c.OrdersWorkerConcurrency),
+		slog.Bool("rl_disabled", c.RLDisabled),
+		slog.Duration("reconcile_interval", c.ReconcileInterval()),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
+	)
+}
+
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+func randomSecret() (string, error) {
+	b := make([]byte, MinJWTSecretLength)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func validAddr(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	return err == nil && port != ""
+}
+
+func validRedisURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		return u.Host != ""
+	case "unix":
+		return u.Path != ""
+	}
+	return false
+}
+
+// redactURL hides the password in a URL; a value that does not parse as a
+// URL is hidden entirely, as it may be a DSN with a password in it.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return "[redacted]"
+	}
+	return u.Redacted()
+}
+
+// describeParseError turns an env parse error, which names the Go field,
+// into a message naming the variable and its value.
+func describeParseError(err error, environ map[string]string) (key, msg string) {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return "", err.Error()
+	}
+	f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name)
+	if !ok {
+		return "", err.Error()
+	}
+	key, _, _ = strings.Cut(f.Tag.Get("env"), ",")
+	what := "a valid value"
+	switch f.Type.Kind() {
+	case reflect.Bool:
+		what = "true or false"
+	case reflect.Int, reflect.Int64:
+		what = "a whole number"
+	case reflect.Float64:
+		what = "a number"
+	}
+	return key, fmt.Sprintf("%s=%q must be %s", key, environ[key], what)
+}

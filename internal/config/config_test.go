@@ -1,0 +1,300 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+const secret = "0123456789abcdef0123456789abcdef" // 32 bytes
+
+// with returns a valid environment (just a secret) plus kv pairs.
+func with(kv ...string) map[string]string {
+	m := map[string]string{"AUTH_JWT_SECRET": secret}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+func TestLoadFromDefaults(t *testing.T) {
+	got, err := LoadFrom(with())
+	if err != nil {
+		t.Fatalf("LoadFrom: %v", err)
+	}
+	want := Config{
+		DatabaseURL:                  "postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable",
+		RedisURL:                     "redis://127.0.0.1:6379/0",
+		HTTPAddr:                     ":8080",
+		GRPCAddr:                     ":9090",
+		LogLevel:                     "info",
+		JWTSecret:                    secret,
+		TokenTTLSeconds:              3600,
+		OrdersBatchSize:              200,
+		OrdersBatchWaitMS:            2,
+		OrdersQueueMaxQueued:         100000,
+		OrdersQueueRetryAfterSeconds: 2,
+		OrdersWorkerConcurrency:      1,
+		RLGlobalCapacity:             5000,
+		RLGlobalRefill:               2000,
+		RLIPCapacity:                 200,
+		RLIPRefill:                   50,
+		RLUserOrderCapacity:          5,
+		RLUserOrderRefill:            1,
+		ReconcileIntervalSeconds:     30,
+		ShutdownTimeoutSeconds:       15,
+	}
+	if got != want {
+		t.Errorf("LoadFrom defaults =\n%+v\nwant\n%+v", got, want)
+	}
+
+	durations := []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"TokenTTL", got.TokenTTL(), time.Hour},
+		{"OrdersBatchWait", got.OrdersBatchWait(), 2 * time.Millisecond},
+		{"OrdersQueueRetryAfter", got.OrdersQueueRetryAfter(), 2 * time.Second},
+		{"ReconcileInterval", got.ReconcileInterval(), 30 * time.Second},
+		{"ShutdownTimeout", got.ShutdownTimeout(), 15 * time.Second},
+	}
+	for _, d := range durations {
+		if d.got != d.want {
+			t.Errorf("%s() = %v, want %v", d.name, d.got, d.want)
+		}
+	}
+	if got := got.OrderMode(); got != OrderModeDirect {
+		t.Errorf("OrderMode() = %q, want %q", got, OrderModeDirect)
+	}
+	if got := got.SlogLevel(); got != slog.LevelInfo {
+		t.Errorf("SlogLevel() = %v, want %v", got, slog.LevelInfo)
+	}
+}
+
+func TestLoadFromOverrides(t *testing.T) {
+	got, err := LoadFrom(with(
+		"FLASHSALE_DEV", "true",
+		"DATABASE_URL", "postgres://u:p@db:5432/x",
+		"REDIS_URL", "rediss://cache:6380/2",
+		"HTTP_ADDR", "127.0.0.1:8000",
+		"GRPC_ADDR", "127.0.0.1:9000",
+		"LOG_LEVEL", "DEBUG",
+		"AUTH_TOKEN_TTL_SECONDS", "60",
+		"ADMIN_EMAIL", "root@example.com",
+		"ADMIN_PASSWORD", "admin-password",
+		"ORDERS_BATCH_WAIT_MS", "0",
+		"RL_DISABLED", "1",
+		"RL_GLOBAL_REFILL", "0.5",
+		"ORDERS_BATCH_SIZE", "", // empty means default
+	))
+	if err != nil {
+		t.Fatalf("LoadFrom: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DevMode", got.DevMode, true},
+		{"GeneratedSecret", got.GeneratedSecret, false},
+		{"JWTSecret", got.JWTSecret, secret},
+		{"DatabaseURL", got.DatabaseURL, "postgres://u:p@db:5432/x"},
+		{"RedisURL", got.RedisURL, "rediss://cache:6380/2"},
+		{"HTTPAddr", got.HTTPAddr, "127.0.0.1:8000"},
+		{"GRPCAddr", got.GRPCAddr, "127.0.0.1:9000"},
+		{"LogLevel", got.LogLevel, "debug"},
+		{"SlogLevel", got.SlogLevel(), slog.LevelDebug},
+		{"TokenTTL", got.TokenTTL(), time.Minute},
+		{"AdminEmail", got.AdminEmail, "root@example.com"},
+		{"AdminPassword", got.AdminPassword, "admin-password"},
+		{"OrdersBatchWait", got.OrdersBatchWait(), time.Duration(0)},
+		{"OrdersBatchSize", got.OrdersBatchSize, 200},
+		{"RLDisabled", got.RLDisabled, true},
+		{"RLGlobalRefill", got.RLGlobalRefill, 0.5},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadFromDevModeGeneratesSecret(t *testing.T) {
+	a, err := LoadFrom(map[string]string{"FLASHSALE_DEV": "true"})
+	if err != nil {
+		t.Fatalf("LoadFrom: %v", err)
+	}
+	if !a.GeneratedSecret {
+		t.Errorf("GeneratedSecret = false, want true")
+	}
+	if len(a.JWTSecret) < MinJWTSecretLength {
+		t.Errorf("generated secret is %d bytes, want at least %d", len(a.JWTSecret), MinJWTSecretLength)
+	}
+	b, err := LoadFrom(map[string]string{"FLASHSALE_DEV": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.JWTSecret == b.JWTSecret {
+		t.Errorf("two loads generated the same secret %q", a.JWTSecret)
+	}
+}
+
+func TestLoadFromOrderMode(t *testing.T) {
+	tests := []struct {
+		mode, useQueue string
+		want           OrderMode
+		wantErr        string // substring; empty means no error
+	}{
+		{"", "", OrderModeDirect, ""},
+		{"direct", "", OrderModeDirect, ""},
+		{"sync", "", OrderModeSync, ""},
+		{"queue", "", OrderModeQueue, ""},
+		{"Sync", "false", OrderModeSync, ""},
+		{"", "true", OrderModeQueue, ""},
+		{"queue", "true", OrderModeQueue, ""},
+		{"direct", "true", "", "ORDERS_USE_QUEUE=true conflicts with ORDER_MODE=direct"},
+		{"sync", "true", "", "ORDERS_USE_QUEUE=true conflicts with ORDER_MODE=sync"},
+		{"fast", "", "", `ORDER_MODE="fast" must be one of direct, sync, queue`},
+		{"", "yes", "", `ORDERS_USE_QUEUE="yes" must be true or false`},
+	}
+	for _, tt := range tests {
+		c, err := LoadFrom(with("ORDER_MODE", tt.mode, "ORDERS_USE_QUEUE", tt.useQueue))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ORDER_MODE=%q ORDERS_USE_QUEUE=%q: error = %v, want it to contain %q",
+					tt.mode, tt.useQueue, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ORDER_MODE=%q ORDERS_USE_QUEUE=%q: error = %v, want nil", tt.mode, tt.useQueue, err)
+			continue
+		}
+		if got := c.OrderMode(); got != tt.want {
+			t.Errorf("ORDER_MODE=%q ORDERS_USE_QUEUE=%q: OrderMode() = %q, want %q",
+				tt.mode, tt.useQueue, got, tt.want)
+		}
+	}
+}
+
+func TestLoadFromInvalid(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ map[string]string
+		want    string // substring of the error
+	}{
+		{"missing secret", map[string]string{},
+			"config: AUTH_JWT_SECRET is required (at least 32 bytes), or set FLASHSALE_DEV=true to generate one"},
+		{"short secret", with("AUTH_JWT_SECRET", "short"), "AUTH_JWT_SECRET is 5 bytes, must be at least 32"},
+		{"short secret in dev mode", with("AUTH_JWT_SECRET", "short", "FLASHSALE_DEV", "true"), "AUTH_JWT_SECRET is 5 bytes"},
+		{"bad dev flag", with("FLASHSALE_DEV", "maybe"), `FLASHSALE_DEV="maybe" must be true or false`},
+		{"admin email without password", with("ADMIN_EMAIL", "root@example.com"), "ADMIN_EMAIL is set without ADMIN_PASSWORD"},
+		{"admin password without email", with("ADMIN_PASSWORD", "admin-password"), "ADMIN_PASSWORD is set without ADMIN_EMAIL"},
+		{"bad log level", with("LOG_LEVEL", "verbose"), `LOG_LEVEL="verbose" must be one of debug, info, warn, error`},
+		{"blank database url", with("DATABASE_URL", " "), "DATABASE_URL must not be blank"},
+		{"bad redis url", with("REDIS_URL", "localhost:6379"), `REDIS_URL="localhost:6379" must be a redis://`},
+		{"bad http addr", with("HTTP_ADDR", "8080"), `HTTP_ADDR="8080" must be host:port`},
+		{"same addrs", with("HTTP_ADDR", ":7000", "GRPC_ADDR", ":7000"), "HTTP_ADDR and GRPC_ADDR must differ"},
+		{"ttl not a number", with("AUTH_TOKEN_TTL_SECONDS", "1h"), `AUTH_TOKEN_TTL_SECONDS="1h" must be a whole number`},
+		{"zero ttl", with("AUTH_TOKEN_TTL_SECONDS", "0"), "AUTH_TOKEN_TTL_SECONDS=0 must be positive"},
+		{"zero batch", with("ORDERS_BATCH_SIZE", "0"), "ORDERS_BATCH_SIZE=0 must be at least 1"},
+		{"negative wait", with("ORDERS_BATCH_WAIT_MS", "-1"), "ORDERS_BATCH_WAIT_MS=-1 must be at least 0"},
+		{"zero queue", with("ORDERS_QUEUE_MAX_QUEUED", "0"), "ORDERS_QUEUE_MAX_QUEUED=0 must be at least 1"},
+		{"zero retry", with("ORDERS_QUEUE_RETRY_AFTER_SECONDS", "0"), "ORDERS_QUEUE_RETRY_AFTER_SECONDS=0 must be at least 1"},
+		{"zero workers", with("ORDERS_WORKER_CONCURRENCY", "0"), "ORDERS_WORKER_CONCURRENCY=0 must be at least 1"},
+		{"zero capacity", with("RL_IP_CAPACITY", "0"), "RL_IP_CAPACITY=0 must be at least 1"},
+		{"negative refill", with("RL_GLOBAL_REFILL", "-1"), "RL_GLOBAL_REFILL=-1 must be a positive number"},
+		{"NaN refill", with("RL_USER_ORDER_REFILL", "NaN"), "RL_USER_ORDER_REFILL=NaN must be a positive number"},
+		{"Inf refill", with("RL_IP_REFILL", "+Inf"), "RL_IP_REFILL=+Inf must be a positive number"},
+		{"refill not a number", with("RL_IP_REFILL", "fast"), `RL_IP_REFILL="fast" must be a number`},
+		{"zero reconcile", with("RECONCILE_INTERVAL_SECONDS", "0"), "RECONCILE_INTERVAL_SECONDS=0 must be at least 1"},
+		{"zero shutdown", with("SHUTDOWN_TIMEOUT_SECONDS", "0"), "SHUTDOWN_TIMEOUT_SECONDS=0 must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadFrom(tt.environ)
+			if err == nil {
+				t.Fatalf("LoadFrom error = nil, want one containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("LoadFrom error =\n%v\nwant it to contain %q", err, tt.want)
+			}
+			if c != (Config{}) {
+				t.Errorf("LoadFrom returned a non-zero Config with an error: %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadFromListsEveryProblem(t *testing.T) {
+	_, err := LoadFrom(map[string]string{
+		"LOG_LEVEL":         "loud",
+		"ORDER_MODE":        "fast",
+		"ORDERS_BATCH_SIZE": "many",
+		"ADMIN_EMAIL":       "root@example.com",
+	})
+	if err == nil {
+		t.Fatal("LoadFrom error = nil, want four problems")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	wants := []string{"ORDERS_BATCH_SIZE=", "LOG_LEVEL=", "AUTH_JWT_SECRET is required", "ADMIN_EMAIL is set", "ORDER_MODE="}
+	if len(lines) != len(wants) {
+		t.Errorf("error has %d lines, want %d:\n%v", len(lines), len(wants), err)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%v", w, err)
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "config: ") {
+			t.Errorf("error line %q lacks the config: prefix", l)
+		}
+	}
+	// A variable that did not parse is reported once, not again as zero.
+	if strings.Contains(err.Error(), "ORDERS_BATCH_SIZE=0") {
+		t.Errorf("unparsable ORDERS_BATCH_SIZE also reported as 0:\n%v", err)
+	}
+}
+
+func TestLoadReadsProcessEnvironment(t *testing.T) {
+	t.Setenv("AUTH_JWT_SECRET", secret)
+	t.Setenv("HTTP_ADDR", ":18080")
+	t.Setenv("FLASHSALE_DEV", "")
+	c, err := Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.HTTPAddr != ":18080" {
+		t.Errorf("HTTPAddr = %q, want %q", c.HTTPAddr, ":18080")
+	}
+}
+
+func TestLoadFromNilIgnoresProcessEnvironment(t *testing.T) {
+	t.Setenv("AUTH_JWT_SECRET", secret)
+	if _, err := LoadFrom(nil); err == nil || !strings.Contains(err.Error(), "AUTH_JWT_SECRET is required") {
+		t.Errorf("LoadFrom(nil) error = %v, want missing AUTH_JWT_SECRET", err)
+	}
+}
+
+func TestLogValueRedacts(t *testing.T) {
+	c, err := LoadFrom(with(
+		"DATABASE_URL", "postgres://app:hunter2@db/x",
+		"ADMIN_EMAIL", "root@example.com",
+		"ADMIN_PASSWORD", "admin-password",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
+	out := b.String()
+	for _, s := range []string{secret, "hunter2", "admin-password"} {
+		if strings.Contains(out, s) {
+			t.Errorf("logged config contains %q:\n%s", s, out)
+		}
+	}
+	if !strings.Contains(out, "root@example.com") {
+		t.Errorf("logged config lacks the admin email:\n%s", out)
+	}
+}
