@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/flashsale/flashsale/internal/auth"
+	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/grpcapi"
+	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/postgres"
+)
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("http listen: %w", err)
+	}
+	return runServer(ctx, cfg, log, grpcLis, httpLis)
+}
+
+// runServer wires the API over the given listeners and serves until ctx is
+// done, then shuts down gracefully: health NOT_SERVING, drain REST and gRPC
+// calls in flight (up to SHUTDOWN_TIMEOUT_SECONDS), close the pools.
+func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis, httpLis net.Listener) error {
+	defer grpcLis.Close()
+	defer httpLis.Close()
+	if cfg.GeneratedSecret {
+		log.Warn("FLASHSALE_DEV=true and no AUTH_JWT_SECRET: using a random secret; tokens die with this process")
+	}
+	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.TokenTTL(), now)
+	users := auth.NewService(store, tokens, now, log)
+	if cfg.AdminEmail != "" {
+		if _, err := users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
+			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)
+		}
+	}
+	orders := order.NewService(store, now)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gs := grpcapi.NewServer(grpcapi.Deps{
+		Auth: users, Products: store, Sales: store, Orders: orders,
+		Now: now, Log: log, Metrics: reg,
+	})
+
+	// The gateway reaches the gRPC server over loopback, so REST calls pass
+	// the same interceptors as gRPC ones.
+	conn, err := grpc.NewClient(loopback(grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("gateway dial: %w", err)
+	}
+	defer conn.Close()
+	handler, err := httpapi.New(ctx, httpapi.Deps{
+		Conn:     conn,
+		Ready:    map[string]httpapi.Checker{"postgres": store},
+		Gatherer: reg,
+		Log:      log,
+	})
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(grpcLis) }()
+	go func() { errc <- hs.Serve(httpLis) }()
+	log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "order_mode", cfg.OrderMode())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("shutting down")
+	gs.Health.Shutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		gs.Stop()
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) || errors.Is(serveErr, grpc.ErrServerStopped) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// loopback is the address to dial a listener on this host, even when it
+// listens on all interfaces (":9090").
+func loopback(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
+		return fmt.Sprintf("127.0.0.1:%d", ta.Port)
+	}
+	return a.String()
+}

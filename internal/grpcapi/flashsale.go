@@ -1,0 +1,159 @@
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// Sales is the store of flash sales (and the products they sell, for their stock).
+type Sales interface {
+	ProductGet(ctx context.Context, id uuid.UUID) (product.Product, error)
+	SaleCreate(ctx context.Context, s sale.Sale) (sale.Sale, error)
+	SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error)
+	SalesByProduct(ctx context.Context, productID uuid.UUID) ([]sale.Sale, error)
+	SaleList(ctx context.Context, f sale.ListFilter) ([]sale.Sale, error)
+}
+
+type flashSaleServer struct {
+	flashsalev1.UnimplementedFlashSaleServiceServer
+	sales Sales
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.CreateFlashSaleRequest) (*flashsalev1.CreateFlashSaleResponse, error) {
+	var fe fieldErrors
+	productID := parseID(&fe, "product_id", req.GetProductId())
+	if req.GetStartsAt() == nil {
+		fe.add("starts_at", "is required")
+	} else if err := req.GetStartsAt().CheckValid(); err != nil {
+		fe.add("starts_at", "is not a valid timestamp")
+	}
+	if req.GetEndsAt() == nil {
+		fe.add("ends_at", "is required")
+	} else if err := req.GetEndsAt().CheckValid(); err != nil {
+		fe.add("ends_at", "is not a valid timestamp")
+	}
+	if err := fe.err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	now := s.now()
+	startsAt, endsAt := req.GetStartsAt().AsTime(), req.GetEndsAt().AsTime()
+	if err := sale.ValidateWindow(startsAt, endsAt, now); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sl, err := s.sales.SaleCreate(ctx, sale.Sale{ID: id, ProductID: productID, StartsAt: startsAt, EndsAt: endsAt, CreatedAt: now})
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	p, err := s.sales.ProductGet(ctx, productID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &flashsalev1.CreateFlashSaleResponse{FlashSale: saleToProto(sl, sl.StateAt(now, p.Quantity))}, nil
+}
+
+func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.GetFlashSaleRequest) (*flashsalev1.GetFlashSaleResponse, error) {
+	var fe fieldErrors
+	id := parseID(&fe, "id", req.GetId())
+	if err := fe.err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sl, err := s.sales.SaleGet(ctx, id)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	p, err := s.sales.ProductGet(ctx, sl.ProductID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &flashsalev1.GetFlashSaleResponse{FlashSale: saleToProto(sl, sl.StateAt(s.now(), p.Quantity))}, nil
+}
+
+func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.ListFlashSalesRequest) (*flashsalev1.ListFlashSalesResponse, error) {
+	var fe fieldErrors
+	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())
+	now := s.now()
+	f := sale.ListFilter{Now: now, After: after, Limit: limit}
+	for _, st := range req.GetStates() {
+		switch st {
+		case flashsalev1.SaleState_SALE_STATE_UPCOMING:
+			f.Upcoming = true
+		case flashsalev1.SaleState_SALE_STATE_ACTIVE, flashsalev1.SaleState_SALE_STATE_SOLD_OUT:
+			f.Active = true
+		case flashsalev1.SaleState_SALE_STATE_ENDED:
+			f.Ended = true
+		default:
+			fe.add("states", "must be UPCOMING, ACTIVE, SOLD_OUT or ENDED")
+		}
+	}
+	if len(req.GetStates()) == 0 {
+		f.Upcoming, f.Active = true, true
+	}
+	if err := fe.err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sales, err := s.sales.SaleList(ctx, f)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	resp := &flashsalev1.ListFlashSalesResponse{FlashSales: make([]*flashsalev1.FlashSale, 0, len(sales)), ServerTime: ts(now)}
+	stock := map[uuid.UUID]int32{}
+	for _, sl := range sales {
+		q, ok := stock[sl.ProductID]
+		if !ok {
+			p, err := s.sales.ProductGet(ctx, sl.ProductID)
+			if err != nil {
+				return nil, toStatus(ctx, s.log, err)
+			}
+			q = p.Quantity
+			stock[sl.ProductID] = q
+		}
+		resp.FlashSales = append(resp.FlashSales, saleToProto(sl, sl.StateAt(now, q)))
+	}
+	if len(sales) > 0 {
+		resp.NextPageToken = nextPageToken(len(sales), limit, sales[len(sales)-1].ID)
+	}
+	return resp, nil
+}
+
+func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.GetSaleStatusRequest) (*flashsalev1.GetSaleStatusResponse, error) {
+	var fe fieldErrors
+	productID := parseID(&fe, "product_id", req.GetProductId())
+	if err := fe.err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	p, err := s.sales.ProductGet(ctx, productID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sales, err := s.sales.SalesByProduct(ctx, productID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	now := s.now()
+	sl, ok := sale.Current(sales, now)
+	if !ok {
+		return nil, toStatus(ctx, s.log, sale.ErrNotFound)
+	}
+	return &flashsalev1.GetSaleStatusResponse{
+		State:       stateToProto(sl.StateAt(now, p.Quantity)),
+		FlashSaleId: sl.ID.String(),
+		ProductId:   productID.String(),
+		StartsAt:    ts(sl.StartsAt),
+		EndsAt:      ts(sl.EndsAt),
+		Remaining:   p.Quantity,
+		ServerTime:  ts(now),
+	}, nil
+}

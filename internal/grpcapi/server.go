@@ -1,0 +1,165 @@
+// Package grpcapi is the gRPC transport: one server per proto service, the
+// interceptors every call goes through (REST included, via the gateway), and
+// toStatus, the one place domain errors become gRPC statuses.
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+	"github.com/flashsale/flashsale/internal/auth"
+)
+
+// MaxMessageBytes caps a request body, over gRPC and REST alike.
+const MaxMessageBytes = 1 << 20
+
+// Deps is what the servers are built from.
+type Deps struct {
+	Auth     Authenticator
+	Products Products
+	Sales    Sales
+	Orders   Orders
+	Now      func() time.Time
+	Log      *slog.Logger
+	Metrics  prometheus.Registerer
+}
+
+// Server is the gRPC server with its health service, so shutdown can mark it
+// NOT_SERVING before draining.
+type Server struct {
+	*grpc.Server
+	Health *health.Server
+}
+
+// NewServer builds the gRPC server: interceptors (metrics, one log line per
+// call, authentication and authorization, panic recovery), the four
+// flashsale services, grpc.health.v1 and server reflection.
+func NewServer(d Deps) *Server {
+	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
+	))
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flashsale_order_outcomes_total",
+		Help: "PlaceOrder results by outcome: CONFIRMED, PENDING, or the error reason (SOLD_OUT, ALREADY_ORDERED, SALE_NOT_ACTIVE, ...).",
+	}, []string{"outcome"})
+	d.Metrics.MustRegister(metrics, outcomes)
+
+	authn := grpcauth.UnaryServerInterceptor(authFunc(d.Auth, d.Log))
+	authnStream := grpcauth.StreamServerInterceptor(authFunc(d.Auth, d.Log))
+	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		d.Log.ErrorContext(ctx, "panic in handler", "panic", p, "method", methodOf(ctx))
+		return status.Error(codes.Internal, "internal error")
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	s := grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(
+			metrics.UnaryServerInterceptor(),
+			logging.UnaryServerInterceptor(slogAdapter(d.Log), logOpts...),
+			selector.UnaryServerInterceptor(authn, selector.MatchFunc(needsCaller)),
+			recovery.UnaryServerInterceptor(recover),
+		),
+		grpc.ChainStreamInterceptor(
+			metrics.StreamServerInterceptor(),
+			logging.StreamServerInterceptor(slogAdapter(d.Log), logOpts...),
+			selector.StreamServerInterceptor(authnStream, selector.MatchFunc(needsCaller)),
+			recovery.StreamServerInterceptor(recover),
+		),
+	)
+	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
+	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
+	flashsalev1.RegisterFlashSaleServiceServer(s, &flashSaleServer{sales: d.Sales, now: d.Now, log: d.Log})
+	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(s, hs)
+	reflection.Register(s)
+	metrics.InitializeMetrics(s)
+	return &Server{Server: s, Health: hs}
+}
+
+// access is who may call a method.
+type access int
+
+const (
+	public   access = iota // anyone, no token
+	customer               // any signed-in, enabled user
+	admin                  // signed-in admins only
+)
+
+// methodAccess lists every flashsale method. A flashsale method missing here
+// needs a signed-in user; methods of other packages (health, reflection) are public.
+var methodAccess = map[string]access{
+	flashsalev1.AuthService_Register_FullMethodName:             public,
+	flashsalev1.AuthService_Login_FullMethodName:                public,
+	flashsalev1.ProductService_CreateProduct_FullMethodName:     admin,
+	flashsalev1.ProductService_GetProduct_FullMethodName:        public,
+	flashsalev1.ProductService_ListProducts_FullMethodName:      public,
+	flashsalev1.FlashSaleService_CreateFlashSale_FullMethodName: admin,
+	flashsalev1.FlashSaleService_GetFlashSale_FullMethodName:    public,
+	flashsalev1.FlashSaleService_ListFlashSales_FullMethodName:  public,
+	flashsalev1.FlashSaleService_GetSaleStatus_FullMethodName:   public,
+	flashsalev1.OrderService_PlaceOrder_FullMethodName:          customer,
+	flashsalev1.OrderService_CheckOrder_FullMethodName:          customer,
+	flashsalev1.OrderService_ListOrders_FullMethodName:          customer,
+}
+
+func accessOf(fullMethod string) access {
+	if a, ok := methodAccess[fullMethod]; ok {
+		return a
+	}
+	if strings.HasPrefix(fullMethod, "/flashsale.") {
+		return customer
+	}
+	return public
+}
+
+func needsCaller(_ context.Context, c interceptors.CallMeta) bool {
+	return accessOf(c.FullMethod()) != public
+}
+
+func methodOf(ctx context.Context) string {
+	m, _ := grpc.Method(ctx)
+	return m
+}
+
+// authFunc checks the bearer token, puts the caller in the context, and
+// refuses non-admins on admin methods.
+func authFunc(a Authenticator, log *slog.Logger) grpcauth.AuthFunc {
+	return func(ctx context.Context) (context.Context, error) {
+		token, err := grpcauth.AuthFromMD(ctx, "bearer")
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, "missing bearer token in authorization metadata")
+		}
+		caller, err := a.Authenticate(ctx, token)
+		if err != nil {
+			return nil, toStatus(ctx, log, err)
+		}
+		if accessOf(methodOf(ctx)) == admin && !caller.IsAdmin() {
+			return nil, toStatus(ctx, log, auth.ErrPermissionDenied)
+		}
+		return auth.WithCaller(ctx, caller), nil
+	}
+}
+
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}

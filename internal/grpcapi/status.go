@@ -1,0 +1,118 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/flashsale/flashsale/internal/auth"
+	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// errorDomain is the ErrorInfo domain of every reason this API returns.
+const errorDomain = "flashsale"
+
+// Reasons carried in ErrorInfo, for clients to switch on.
+const (
+	ReasonSaleNotActive  = "SALE_NOT_ACTIVE"
+	ReasonSoldOut        = "SOLD_OUT"
+	ReasonAlreadyOrdered = "ALREADY_ORDERED"
+)
+
+// invalidArgument is bad input: one violation per field.
+type invalidArgument struct {
+	violations []*errdetails.BadRequest_FieldViolation
+}
+
+func (e *invalidArgument) Error() string { return "invalid argument" }
+
+// fieldErrors collects field violations while a request is checked.
+type fieldErrors []*errdetails.BadRequest_FieldViolation
+
+func (f *fieldErrors) add(field, description string) {
+	*f = append(*f, &errdetails.BadRequest_FieldViolation{Field: field, Description: description})
+}
+
+// err is nil when nothing was added.
+func (f fieldErrors) err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return &invalidArgument{violations: f}
+}
+
+// toStatus turns an error from the domain into a gRPC status. It is the only
+// place that does; anything it does not know is logged once and becomes
+// Internal "internal error", so no cause leaks to the client.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var inv *invalidArgument
+	var av *auth.ValidationError
+	switch {
+	case errors.As(err, &inv):
+		return withDetails(codes.InvalidArgument, "invalid argument", &errdetails.BadRequest{FieldViolations: inv.violations})
+	case errors.As(err, &av):
+		br := &errdetails.BadRequest{}
+		for _, v := range av.Violations {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		return withDetails(codes.InvalidArgument, "invalid argument", br)
+	case errors.Is(err, sale.ErrInvalidWindow):
+		return withDetails(codes.InvalidArgument, err.Error(), badRequest("ends_at", err.Error()))
+	case errors.Is(err, sale.ErrEndsInPast):
+		return withDetails(codes.InvalidArgument, err.Error(), badRequest("ends_at", err.Error()))
+	case errors.Is(err, sale.ErrOverlap):
+		return withDetails(codes.FailedPrecondition, err.Error(), reason("SALE_OVERLAP"))
+	case errors.Is(err, order.ErrSaleNotActive):
+		return withDetails(codes.FailedPrecondition, err.Error(), reason(ReasonSaleNotActive))
+	case errors.Is(err, order.ErrSoldOut):
+		return withDetails(codes.FailedPrecondition, err.Error(), reason(ReasonSoldOut))
+	case errors.Is(err, order.ErrAlreadyOrdered):
+		return withDetails(codes.AlreadyExists, err.Error(), reason(ReasonAlreadyOrdered))
+	case errors.Is(err, product.ErrNotFound), errors.Is(err, sale.ErrNotFound),
+		errors.Is(err, order.ErrNotFound), errors.Is(err, auth.ErrUserNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, auth.ErrEmailTaken):
+		return withDetails(codes.AlreadyExists, err.Error(), reason("EMAIL_TAKEN"))
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		return status.Error(codes.Unauthenticated, auth.ErrInvalidCredentials.Error())
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, "missing or invalid access token")
+	case errors.Is(err, auth.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, "admin role required")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	log.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+func reason(r string) *errdetails.ErrorInfo {
+	return &errdetails.ErrorInfo{Reason: r, Domain: errorDomain}
+}
+
+func badRequest(field, description string) *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: description}}}
+}
+
+func withDetails(c codes.Code, msg string, details ...protoadapt.MessageV1) error {
+	st, err := status.New(c, msg).WithDetails(details...)
+	if err != nil {
+		return status.Error(c, msg)
+	}
+	return st.Err()
+}

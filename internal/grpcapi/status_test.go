@@ -1,0 +1,113 @@
+package grpcapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flashsale/flashsale/internal/auth"
+	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+func TestToStatus(t *testing.T) {
+	tests := []struct {
+		err    error
+		code   codes.Code
+		reason string // ErrorInfo reason, "" for none
+		field  string // first BadRequest field, "" for none
+	}{
+		{order.ErrSoldOut, codes.FailedPrecondition, ReasonSoldOut, ""},
+		{fmt.Errorf("place: %w", order.ErrSoldOut), codes.FailedPrecondition, ReasonSoldOut, ""},
+		{order.ErrSaleNotActive, codes.FailedPrecondition, ReasonSaleNotActive, ""},
+		{order.ErrAlreadyOrdered, codes.AlreadyExists, ReasonAlreadyOrdered, ""},
+		{sale.ErrOverlap, codes.FailedPrecondition, "SALE_OVERLAP", ""},
+		{sale.ErrInvalidWindow, codes.InvalidArgument, "", "ends_at"},
+		{sale.ErrEndsInPast, codes.InvalidArgument, "", "ends_at"},
+		{product.ErrNotFound, codes.NotFound, "", ""},
+		{sale.ErrNotFound, codes.NotFound, "", ""},
+		{order.ErrNotFound, codes.NotFound, "", ""},
+		{auth.ErrEmailTaken, codes.AlreadyExists, "EMAIL_TAKEN", ""},
+		{auth.ErrInvalidCredentials, codes.Unauthenticated, "", ""},
+		{auth.ErrUnauthenticated, codes.Unauthenticated, "", ""},
+		{auth.ErrPermissionDenied, codes.PermissionDenied, "", ""},
+		{context.DeadlineExceeded, codes.DeadlineExceeded, "", ""},
+		{(&fieldErrors{{Field: "name", Description: "is required"}}).err(), codes.InvalidArgument, "", "name"},
+		{&auth.ValidationError{Violations: []auth.FieldViolation{{Field: "password", Description: "too short"}}}, codes.InvalidArgument, "", "password"},
+		{status.Error(codes.Unavailable, "queue busy"), codes.Unavailable, "", ""},
+		{errors.New("pq: relation does not exist"), codes.Internal, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			var logs bytes.Buffer
+			got := status.Convert(toStatus(context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), tt.err))
+			if got.Code() != tt.code {
+				t.Errorf("code = %v, want %v", got.Code(), tt.code)
+			}
+			var reason, field string
+			for _, d := range got.Details() {
+				switch d := d.(type) {
+				case *errdetails.ErrorInfo:
+					reason = d.GetReason()
+					if d.GetDomain() != errorDomain {
+						t.Errorf("domain = %q, want %q", d.GetDomain(), errorDomain)
+					}
+				case *errdetails.BadRequest:
+					field = d.GetFieldViolations()[0].GetField()
+				}
+			}
+			if reason != tt.reason {
+				t.Errorf("reason = %q, want %q", reason, tt.reason)
+			}
+			if field != tt.field {
+				t.Errorf("field = %q, want %q", field, tt.field)
+			}
+			if tt.code == codes.Internal {
+				if got.Message() != "internal error" {
+					t.Errorf("message = %q, want %q", got.Message(), "internal error")
+				}
+				if !strings.Contains(logs.String(), "relation does not exist") {
+					t.Errorf("cause not logged: %q", logs.String())
+				}
+			} else if logs.Len() != 0 {
+				t.Errorf("expected error logged: %q", logs.String())
+			}
+		})
+	}
+}
+
+func TestParsePage(t *testing.T) {
+	tests := []struct {
+		size      int32
+		token     string
+		wantLimit int
+		wantBad   string
+	}{
+		{0, "", defaultPageSize, ""},
+		{10, "", 10, ""},
+		{maxPageSize + 1, "", maxPageSize, ""},
+		{-1, "", 0, "page_size"},
+		{10, "not base64 !", 10, "page_token"},
+		{10, "AAAA", 10, "page_token"},
+	}
+	for _, tt := range tests {
+		var fe fieldErrors
+		_, limit := parsePage(&fe, tt.size, tt.token)
+		var bad string
+		if len(fe) > 0 {
+			bad = fe[0].GetField()
+		}
+		if limit != tt.wantLimit || bad != tt.wantBad {
+			t.Errorf("parsePage(%d, %q) = limit %d, violation %q; want %d, %q", tt.size, tt.token, limit, bad, tt.wantLimit, tt.wantBad)
+		}
+	}
+}

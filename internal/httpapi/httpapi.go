@@ -1,0 +1,114 @@
+// Package httpapi is the REST/JSON facade: the grpc-gateway mux dialling the
+// gRPC server (so REST passes the same interceptors), its error handler, and
+// the plain endpoints around it (/healthz, /readyz, /metrics, /openapi.json).
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+	"github.com/flashsale/flashsale/gen/openapiv2"
+)
+
+// MaxBodyBytes caps a request body.
+const MaxBodyBytes = 1 << 20
+
+// Checker is a dependency /readyz pings.
+type Checker interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps is what the handler is built from.
+type Deps struct {
+	// Conn reaches the gRPC server; every /v1 call goes through it.
+	Conn     *grpc.ClientConn
+	Ready    map[string]Checker // name -> dependency, for /readyz
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+	// UI, when set, is served at / for paths the API does not own.
+	UI http.Handler
+}
+
+// New returns the HTTP handler of the whole REST facade.
+func New(ctx context.Context, d Deps) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
+	)
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		flashsalev1.RegisterAuthServiceHandler,
+		flashsalev1.RegisterProductServiceHandler,
+		flashsalev1.RegisterFlashSaleServiceHandler,
+		flashsalev1.RegisterOrderServiceHandler,
+	} {
+		if err := register(ctx, gw, d.Conn); err != nil {
+			return nil, fmt.Errorf("register gateway: %w", err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxBodyBytes))
+	mux.Handle("GET /healthz", gw)
+	mux.Handle("GET /readyz", readyz(d.Ready, d.Log))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapiv2.JSON)
+	})
+	if d.UI != nil {
+		mux.Handle("GET /", d.UI)
+	} else {
+		mux.Handle("/", gw) // the gateway answers unknown paths with a JSON 404
+	}
+	return mux, nil
+}
+
+// errorHandler is grpc-gateway's own, plus a Retry-After header when the
+// status carries RetryInfo (queue busy, rate limited).
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+				secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+				w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
+			}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// readyz answers 200 when every dependency answers a ping within a second.
+func readyz(deps map[string]Checker, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		for name, c := range deps {
+			if err := c.Ping(ctx); err != nil {
+				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, `{"status":"unavailable","dependency":%q}`+"\n", name)
+				return
+			}
+		}
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+}
