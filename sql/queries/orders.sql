@@ -19,3 +19,44 @@ WHERE (sqlc.narg(user_id)::uuid IS NULL OR user_id = sqlc.narg(user_id)::uuid)
   AND (sqlc.narg(after)::uuid IS NULL OR id < sqlc.narg(after)::uuid)
 ORDER BY id DESC
 LIMIT @max;
+
+-- OrderInsertBatch inserts a batch of confirmed orders in one statement; the
+-- arrays are zipped row by row. ON CONFLICT DO NOTHING skips an order whose id
+-- is already there (a replay) and one whose user already has an order in the
+-- sale (orders_one_per_user_per_sale); the store tells the two apart with
+-- OrderIDsExisting. RETURNING lists only the rows inserted now.
+-- name: OrderInsertBatch :many
+INSERT INTO orders (id, flash_sale_id, product_id, user_id, status)
+SELECT unnest(@ids::uuid[]),
+       unnest(@flash_sale_ids::uuid[]),
+       unnest(@product_ids::uuid[]),
+       unnest(@user_ids::uuid[]),
+       'confirmed'
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: OrderIDsExisting :many
+SELECT id FROM orders WHERE id = ANY(@ids::uuid[]);
+
+-- OrderDeleteByIDs drops orders inserted earlier in the same batch transaction
+-- that the product's stock cannot cover.
+-- name: OrderDeleteByIDs :execrows
+DELETE FROM orders WHERE id = ANY(@ids::uuid[]);
+
+-- ProductTakeStockN takes n units of stock for a batch of n orders, and
+-- affects no row when fewer than n are left. The guard `quantity >= n` is what
+-- prevents overselling: concurrent takers queue on the row lock and each
+-- re-evaluates the WHERE clause against the row as the previous one committed
+-- it, so the stock never goes below zero (0 rows -> the batch takes what is
+-- left instead, see ProductQuantityLock). The products_quantity_nonnegative
+-- CHECK backs it up. (Kept here, beside the batch insert it serves.)
+-- name: ProductTakeStockN :execrows
+UPDATE products
+SET quantity = quantity - @n::integer
+WHERE id = @id
+  AND quantity >= @n::integer;
+
+-- ProductQuantityLock reads a product's stock and locks its row until the
+-- transaction ends, so what it reads is what the next UPDATE can take.
+-- name: ProductQuantityLock :one
+SELECT quantity FROM products WHERE id = @id FOR UPDATE;

@@ -11,6 +11,20 @@ import (
 	"github.com/google/uuid"
 )
 
+const orderDeleteByIDs = `-- name: OrderDeleteByIDs :execrows
+DELETE FROM orders WHERE id = ANY($1::uuid[])
+`
+
+// OrderDeleteByIDs drops orders inserted earlier in the same batch transaction
+// that the product's stock cannot cover.
+func (q *Queries) OrderDeleteByIDs(ctx context.Context, ids []uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, orderDeleteByIDs, ids)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const orderGetBySaleUser = `-- name: OrderGetBySaleUser :one
 SELECT id, flash_sale_id, product_id, user_id, status, created_at FROM orders
 WHERE flash_sale_id = $1
@@ -34,6 +48,30 @@ func (q *Queries) OrderGetBySaleUser(ctx context.Context, arg OrderGetBySaleUser
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const orderIDsExisting = `-- name: OrderIDsExisting :many
+SELECT id FROM orders WHERE id = ANY($1::uuid[])
+`
+
+func (q *Queries) OrderIDsExisting(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, orderIDsExisting, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const orderInsert = `-- name: OrderInsert :one
@@ -68,6 +106,54 @@ func (q *Queries) OrderInsert(ctx context.Context, arg OrderInsertParams) (Order
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const orderInsertBatch = `-- name: OrderInsertBatch :many
+INSERT INTO orders (id, flash_sale_id, product_id, user_id, status)
+SELECT unnest($1::uuid[]),
+       unnest($2::uuid[]),
+       unnest($3::uuid[]),
+       unnest($4::uuid[]),
+       'confirmed'
+ON CONFLICT DO NOTHING
+RETURNING id
+`
+
+type OrderInsertBatchParams struct {
+	Ids          []uuid.UUID
+	FlashSaleIds []uuid.UUID
+	ProductIds   []uuid.UUID
+	UserIds      []uuid.UUID
+}
+
+// OrderInsertBatch inserts a batch of confirmed orders in one statement; the
+// arrays are zipped row by row. ON CONFLICT DO NOTHING skips an order whose id
+// is already there (a replay) and one whose user already has an order in the
+// sale (orders_one_per_user_per_sale); the store tells the two apart with
+// OrderIDsExisting. RETURNING lists only the rows inserted now.
+func (q *Queries) OrderInsertBatch(ctx context.Context, arg OrderInsertBatchParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, orderInsertBatch,
+		arg.Ids,
+		arg.FlashSaleIds,
+		arg.ProductIds,
+		arg.UserIds,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const orderList = `-- name: OrderList :many
@@ -118,4 +204,44 @@ func (q *Queries) OrderList(ctx context.Context, arg OrderListParams) ([]Order, 
 		return nil, err
 	}
 	return items, nil
+}
+
+const productQuantityLock = `-- name: ProductQuantityLock :one
+SELECT quantity FROM products WHERE id = $1 FOR UPDATE
+`
+
+// ProductQuantityLock reads a product's stock and locks its row until the
+// transaction ends, so what it reads is what the next UPDATE can take.
+func (q *Queries) ProductQuantityLock(ctx context.Context, id uuid.UUID) (int32, error) {
+	row := q.db.QueryRow(ctx, productQuantityLock, id)
+	var quantity int32
+	err := row.Scan(&quantity)
+	return quantity, err
+}
+
+const productTakeStockN = `-- name: ProductTakeStockN :execrows
+UPDATE products
+SET quantity = quantity - $1::integer
+WHERE id = $2
+  AND quantity >= $1::integer
+`
+
+type ProductTakeStockNParams struct {
+	N  int32
+	ID uuid.UUID
+}
+
+// ProductTakeStockN takes n units of stock for a batch of n orders, and
+// affects no row when fewer than n are left. The guard `quantity >= n` is what
+// prevents overselling: concurrent takers queue on the row lock and each
+// re-evaluates the WHERE clause against the row as the previous one committed
+// it, so the stock never goes below zero (0 rows -> the batch takes what is
+// left instead, see ProductQuantityLock). The products_quantity_nonnegative
+// CHECK backs it up. (Kept here, beside the batch insert it serves.)
+func (q *Queries) ProductTakeStockN(ctx context.Context, arg ProductTakeStockNParams) (int64, error) {
+	result, err := q.db.Exec(ctx, productTakeStockN, arg.N, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

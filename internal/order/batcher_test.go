@@ -1,0 +1,352 @@
+package order_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/postgres"
+	"github.com/flashsale/flashsale/internal/postgres/pgtest"
+	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// db is a store on a database of the test's own, and a connection to it for
+// setting up and checking rows the store has no methods for.
+type db struct {
+	store *postgres.Store
+	conn  *pgx.Conn
+}
+
+func newDB(t testing.TB) db {
+	t.Helper()
+	databaseURL := pgtest.NewDatabase(t)
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatalf("parse database URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "20") // enough for the direct OrderPlace benchmark
+	u.RawQuery = q.Encode()
+	s, err := postgres.New(t.Context(), u.String())
+	if err != nil {
+		t.Fatalf("postgres.New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	conn, err := pgx.Connect(t.Context(), databaseURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return db{store: s, conn: conn}
+}
+
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// mustSale creates a product with stock units and a sale of it.
+func (d db) mustSale(t testing.TB, stock int32) sale.Sale {
+	t.Helper()
+	p, err := d.store.ProductCreate(t.Context(), product.Product{
+		ID: newID(), Name: "Widget", PriceMinor: 1999, Currency: "EUR", Quantity: stock,
+	})
+	if err != nil {
+		t.Fatalf("ProductCreate: %v", err)
+	}
+	start := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	sl, err := d.store.SaleCreate(t.Context(), sale.Sale{
+		ID: newID(), ProductID: p.ID, StartsAt: start, EndsAt: start.Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatalf("SaleCreate: %v", err)
+	}
+	return sl
+}
+
+// mustOrders creates n users in one COPY and returns an order in sl for each.
+func (d db) mustOrders(t testing.TB, sl sale.Sale, n int) []order.Order {
+	t.Helper()
+	orders := make([]order.Order, n)
+	rows := make([][]any, n)
+	for i := range orders {
+		orders[i] = order.Order{ID: newID(), SaleID: sl.ID, ProductID: sl.ProductID, UserID: newID()}
+		rows[i] = []any{orders[i].UserID, orders[i].UserID.String() + "@example.com", "hash"}
+	}
+	if _, err := d.conn.CopyFrom(t.Context(), pgx.Identifier{"users"},
+		[]string{"id", "email", "password_hash"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatalf("copy users: %v", err)
+	}
+	return orders
+}
+
+func (d db) orderCount(t testing.TB, saleID uuid.UUID) int {
+	t.Helper()
+	var n int
+	if err := d.conn.QueryRow(t.Context(), "SELECT count(*) FROM orders WHERE flash_sale_id = $1", saleID).Scan(&n); err != nil {
+		t.Fatalf("count orders: %v", err)
+	}
+	return n
+}
+
+func (d db) quantity(t testing.TB, productID uuid.UUID) int32 {
+	t.Helper()
+	p, err := d.store.ProductGet(t.Context(), productID)
+	if err != nil {
+		t.Fatalf("ProductGet: %v", err)
+	}
+	return p.Quantity
+}
+
+// countingStore counts the batches (transactions) that reach the store, and
+// fails those failBatch picks, recording their orders.
+type countingStore struct {
+	order.BatchStore
+	calls     atomic.Int64
+	failBatch func(call int64) bool
+
+	mu     sync.Mutex
+	failed map[uuid.UUID]bool // order ids of failed batches
+}
+
+var errBatchDown = errors.New("database down")
+
+func (s *countingStore) OrderInsertBatch(ctx context.Context, orders []order.Order) ([]error, error) {
+	call := s.calls.Add(1)
+	if s.failBatch != nil && s.failBatch(call) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, o := range orders {
+			s.failed[o.ID] = true
+		}
+		return nil, errBatchDown
+	}
+	return s.BatchStore.OrderInsertBatch(ctx, orders)
+}
+
+// submitAll submits every order at once, one goroutine each, released
+// together, and returns their results.
+func submitAll(ctx context.Context, b *order.Batcher, orders []order.Order) []error {
+	start := make(chan struct{})
+	errs := make([]error, len(orders))
+	var wg sync.WaitGroup
+	for i, o := range orders {
+		wg.Go(func() {
+			<-start
+			errs[i] = b.Submit(ctx, o)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+func TestBatcherGroupsConcurrentOrders(t *testing.T) {
+	const n = 1000
+	d := newDB(t)
+	sl := d.mustSale(t, n)
+	orders := d.mustOrders(t, sl, n)
+	store := &countingStore{BatchStore: d.store}
+	// A long wait, so that batches leave full rather than on the timer
+	// however slowly the goroutines start (-race).
+	b := order.NewBatcher(store, 200, time.Second, discard)
+	defer b.Close()
+
+	for i, err := range submitAll(t.Context(), b, orders) {
+		if err != nil {
+			t.Errorf("Submit %d = %v, want nil", i, err)
+		}
+	}
+	if got := d.orderCount(t, sl.ID); got != n {
+		t.Errorf("orders = %d, want %d", got, n)
+	}
+	if got := d.quantity(t, sl.ProductID); got != 0 {
+		t.Errorf("quantity = %d, want 0", got)
+	}
+	if got := store.calls.Load(); got > n/10 {
+		t.Errorf("transactions = %d, want at most %d", got, n/10)
+	}
+	t.Logf("%d orders in %d transactions", n, store.calls.Load())
+}
+
+func TestBatcherSoldOutAndAlreadyOrdered(t *testing.T) {
+	const n, stock = 30, 20
+	d := newDB(t)
+	sl := d.mustSale(t, stock)
+	orders := d.mustOrders(t, sl, n)
+	again := orders[0]
+	again.ID = newID() // the same user's second order
+	orders = append(orders, again)
+	b := order.NewBatcher(d.store, 8, time.Millisecond, discard)
+	defer b.Close()
+
+	var won, soldOut, already int
+	for i, err := range submitAll(t.Context(), b, orders) {
+		switch err {
+		case nil:
+			won++
+		case order.ErrSoldOut:
+			soldOut++
+		case order.ErrAlreadyOrdered:
+			already++
+		default:
+			t.Errorf("Submit %d = %v, want nil, sold out or already ordered", i, err)
+		}
+	}
+	// The user with two orders wins once at most: already ordered when one
+	// of them won, sold out twice otherwise.
+	if won != stock || won+soldOut+already != n+1 || already > 1 {
+		t.Errorf("won, sold out, already ordered = %d, %d, %d, want %d and %d in all, already ordered at most 1",
+			won, soldOut, already, stock, n+1)
+	}
+	if got := d.quantity(t, sl.ProductID); got != 0 {
+		t.Errorf("quantity = %d, want 0", got)
+	}
+	if got := d.orderCount(t, sl.ID); got != stock {
+		t.Errorf("orders = %d, want %d", got, stock)
+	}
+}
+
+func TestBatcherFailedBatchFailsItsOrdersOnly(t *testing.T) {
+	const n = 300
+	d := newDB(t)
+	sl := d.mustSale(t, n)
+	orders := d.mustOrders(t, sl, n)
+	store := &countingStore{
+		BatchStore: d.store,
+		failBatch:  func(call int64) bool { return call%2 == 1 }, // the 1st, 3rd, ...
+		failed:     map[uuid.UUID]bool{},
+	}
+	b := order.NewBatcher(store, 50, time.Millisecond, discard)
+	defer b.Close()
+
+	errs := submitAll(t.Context(), b, orders)
+	var failed int
+	for i, err := range errs {
+		if store.failed[orders[i].ID] {
+			failed++
+			if !errors.Is(err, errBatchDown) {
+				t.Errorf("Submit %d in a failed batch = %v, want %v", i, err, errBatchDown)
+			}
+		} else if err != nil {
+			t.Errorf("Submit %d in a committed batch = %v, want nil", i, err)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no batch failed")
+	}
+	if got := d.orderCount(t, sl.ID); got != n-failed {
+		t.Errorf("orders = %d, want %d", got, n-failed)
+	}
+	if got := d.quantity(t, sl.ProductID); got != int32(failed) {
+		t.Errorf("quantity = %d, want %d", got, failed)
+	}
+}
+
+func TestBatcherCloseFlushes(t *testing.T) {
+	const n = 50
+	d := newDB(t)
+	sl := d.mustSale(t, n)
+	orders := d.mustOrders(t, sl, n)
+	// Batches never fill and the wait is far longer than the test: only Close
+	// sends them.
+	b := order.NewBatcher(d.store, 1000, time.Hour, discard)
+
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, o := range orders {
+		wg.Go(func() { errs[i] = b.Submit(t.Context(), o) })
+	}
+	time.Sleep(10 * time.Millisecond) // let most Submits queue; either outcome is checked below
+	b.Close()
+	wg.Wait()
+
+	var stored int
+	for i, err := range errs {
+		switch err {
+		case nil:
+			stored++
+		case order.ErrBatcherClosed:
+		default:
+			t.Errorf("Submit %d = %v, want nil or %v", i, err, order.ErrBatcherClosed)
+		}
+	}
+	if got := d.orderCount(t, sl.ID); got != stored {
+		t.Errorf("orders = %d, want %d (the Submits that returned nil)", got, stored)
+	}
+	if err := b.Submit(t.Context(), orders[0]); err != order.ErrBatcherClosed {
+		t.Errorf("Submit after Close = %v, want %v", err, order.ErrBatcherClosed)
+	}
+	b.Close() // again: a no-op
+}
+
+func TestBatcherSubmitCanceled(t *testing.T) {
+	store := &countingStore{BatchStore: nil}
+	b := order.NewBatcher(store, 10, time.Millisecond, discard)
+	defer b.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := b.Submit(ctx, order.Order{ID: newID()})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Submit with a canceled context = %v, want %v", err, context.Canceled)
+	}
+}
+
+// BenchmarkBatcherSubmit places orders from many goroutines at once through a
+// Batcher, against placing each in its own transaction (OrderPlace). Each op
+// is one order.
+func BenchmarkBatcherSubmit(b *testing.B) {
+	for _, flushers := range []int{1, 2, 4} {
+		for _, size := range []int{50, 200} {
+			for _, wait := range []time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond} {
+				name := fmt.Sprintf("flushers=%d/size=%d/wait=%s", flushers, size, wait)
+				b.Run(name, func(b *testing.B) {
+					d := newDB(b)
+					batcher := order.NewBatcher(d.store, size, wait, discard, order.WithFlushers(flushers))
+					defer batcher.Close()
+					benchmarkPlace(b, d, func(ctx context.Context, o order.Order) error {
+						return batcher.Submit(ctx, o)
+					})
+				})
+			}
+		}
+	}
+	b.Run("direct", func(b *testing.B) {
+		d := newDB(b)
+		benchmarkPlace(b, d, func(ctx context.Context, o order.Order) error {
+			_, err := d.store.OrderPlace(ctx, o)
+			return err
+		})
+	})
+}
+
+func benchmarkPlace(b *testing.B, d db, place func(context.Context, order.Order) error) {
+	sl := d.mustSale(b, int32(b.N))
+	orders := d.mustOrders(b, sl, b.N)
+	var next atomic.Int64
+	b.SetParallelism(128) // buyers per core: a flash sale's crowd
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			o := orders[next.Add(1)-1]
+			if err := place(b.Context(), o); err != nil {
+				b.Errorf("place: %v", err)
+			}
+		}
+	})
+	b.StopTimer()
+	if got := d.orderCount(b, sl.ID); got != b.N {
+		b.Errorf("orders = %d, want %d", got, b.N)
+	}
+}
