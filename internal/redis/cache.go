@@ -1,0 +1,128 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache is a read-through cache for hot reads (the catalog), kept in Redis
+// under <prefix>:cache: and served from this process's memory through
+// client-side caching. Invalidate deletes keys in Redis, which then pushes the
+// invalidation to every process holding them.
+type Cache struct {
+	c      *Client
+	group  singleflight.Group
+	hits   atomic.Uint64
+	misses atomic.Uint64
+}
+
+// NewCache returns a cache over c.
+func NewCache(c *Client) *Cache {
+	return &Cache{c: c}
+}
+
+// Stored values carry a one-byte tag: a value, or a remembered "not found".
+const (
+	tagValue    = "v"
+	tagNotFound = "n"
+)
+
+func (k *Cache) key(key string) string { return k.c.prefix + ":cache:" + key }
+
+// Get returns the value under key, found false when load said it does not
+// exist. On a miss, load runs once per key across concurrent callers in this
+// process (singleflight); a found value is kept for ttl, a not-found for
+// negativeTTL (not at all when zero). Callers share the returned slice and
+// must not modify it. A value stored while an Invalidate of the same key is
+// in flight may survive it until ttl; keep ttl short.
+func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Duration, load func(ctx context.Context) ([]byte, bool, error)) ([]byte, bool, error) {
+	full := k.key(key)
+	var res rueidis.RedisResult
+	if ttl > 0 {
+		res = k.c.rc.DoCache(ctx, k.c.rc.B().Get().Key(full).Cache(), ttl)
+	} else {
+		res = k.c.rc.Do(ctx, k.c.rc.B().Get().Key(full).Build())
+	}
+	v, err := res.ToString()
+	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
+		// A cached "no such key" may predate our own SET, whose invalidation
+		// is still on its way; ask Redis before loading again.
+		v, err = k.c.rc.Do(ctx, k.c.rc.B().Get().Key(full).Build()).ToString()
+	}
+	switch {
+	case err == nil && len(v) > 0:
+		k.hits.Add(1)
+		if v[:1] == tagNotFound {
+			return nil, false, nil
+		}
+		return []byte(v[1:]), true, nil
+	case err != nil && !rueidis.IsRedisNil(err):
+		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
+	}
+	k.misses.Add(1)
+	type result struct {
+		v     []byte
+		found bool
+	}
+	r, err, _ := k.group.Do(full, func() (any, error) {
+		v, found, err := load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var set rueidis.Completed
+		store := true
+		switch {
+		case found && ttl > 0:
+			set = k.c.rc.B().Set().Key(full).Value(tagValue + string(v)).Px(ttl).Build()
+		case !found && negativeTTL > 0:
+			set = k.c.rc.B().Set().Key(full).Value(tagNotFound).Px(negativeTTL).Build()
+		default:
+			store = false
+		}
+		if store {
+			if err := k.c.rc.Do(ctx, set).Error(); err != nil {
+				return nil, fmt.Errorf("cache set %s: %w", key, err)
+			}
+		}
+		return result{v, found}, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	out := r.(result)
+	return out.v, out.found, nil
+}
+
+// Invalidate deletes the keys; Redis pushes the invalidation to every
+// process that cached them.
+func (k *Cache) Invalidate(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	full := make([]string, len(keys))
+	for i, key := range keys {
+		full[i] = k.key(key)
+	}
+	// One DEL per key: on Cluster the keys may live in different slots.
+	cmds := make(rueidis.Commands, len(full))
+	for i, f := range full {
+		cmds[i] = k.c.rc.B().Del().Key(f).Build()
+	}
+	for _, r := range k.c.rc.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("cache invalidate: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stats counts Gets answered from the cache (hits, in this process's memory
+// or in Redis) and Gets that ran a load (misses, counted per caller).
+func (k *Cache) Stats() (hits, misses uint64) {
+	return k.hits.Load(), k.misses.Load()
+}

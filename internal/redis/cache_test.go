@@ -1,0 +1,130 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/internal/redis"
+)
+
+func loader(calls *atomic.Int64, value string, found bool) func(context.Context) ([]byte, bool, error) {
+	return func(context.Context) ([]byte, bool, error) {
+		calls.Add(1)
+		if !found {
+			return nil, false, nil
+		}
+		return []byte(value), true, nil
+	}
+}
+
+func mustGet(t testing.TB, k *redis.Cache, key string, load func(context.Context) ([]byte, bool, error)) (string, bool) {
+	t.Helper()
+	v, found, err := k.Get(t.Context(), key, time.Minute, time.Minute, load)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	return string(v), found
+}
+
+func TestCacheHitMiss(t *testing.T) {
+	t.Parallel()
+	k := redis.NewCache(newClient(t))
+	var calls atomic.Int64
+	load := loader(&calls, "widget", true)
+	for i := range 3 {
+		v, found := mustGet(t, k, "product:1", load)
+		if v != "widget" || !found {
+			t.Errorf("Get #%d = %q, %v, want widget, true", i+1, v, found)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("load calls = %d, want 1", got)
+	}
+	if hits, misses := k.Stats(); hits != 2 || misses != 1 {
+		t.Errorf("Stats = %d hits, %d misses, want 2, 1", hits, misses)
+	}
+}
+
+func TestCacheNegative(t *testing.T) {
+	t.Parallel()
+	k := redis.NewCache(newClient(t))
+	var calls atomic.Int64
+	load := loader(&calls, "", false)
+	for i := range 2 {
+		if v, found := mustGet(t, k, "product:missing", load); v != "" || found {
+			t.Errorf("Get #%d = %q, %v, want \"\", false", i+1, v, found)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("load calls = %d, want 1 (not-found is remembered)", got)
+	}
+	// Without a negative TTL a not-found is not remembered.
+	for range 2 {
+		if _, _, err := k.Get(t.Context(), "product:other", time.Minute, 0, load); err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+	}
+	if got := calls.Load(); got != 3 {
+		t.Errorf("load calls = %d, want 3", got)
+	}
+}
+
+// TestCacheInvalidate: one process invalidates, another one (a second client
+// on the same keys) gets the push and loads again.
+func TestCacheInvalidate(t *testing.T) {
+	t.Parallel()
+	prefix := newPrefix()
+	a := redis.NewCache(newClientPrefix(t, prefix))
+	b := redis.NewCache(newClientPrefix(t, prefix))
+	var calls atomic.Int64
+	mustGet(t, a, "product:1", loader(&calls, "old", true))
+	if v, _ := mustGet(t, a, "product:1", loader(&calls, "new", true)); v != "old" {
+		t.Fatalf("Get = %q, want old (cached)", v)
+	}
+
+	if err := b.Invalidate(t.Context(), "product:1", "product:2"); err != nil {
+		t.Fatalf("Invalidate: %v", err)
+	}
+	var v string
+	for range 5000 {
+		if v, _ = mustGet(t, a, "product:1", loader(&calls, "new", true)); v == "new" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if v != "new" {
+		t.Errorf("Get after Invalidate = %q, want new", v)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("load calls = %d, want 2", got)
+	}
+}
+
+func TestCacheConcurrent(t *testing.T) {
+	t.Parallel()
+	k := redis.NewCache(newClient(t))
+	var calls atomic.Int64
+	load := loader(&calls, "widget", true)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			<-start
+			v, found, err := k.Get(context.Background(), "product:hot", time.Minute, time.Minute, load)
+			if err != nil || !found || string(v) != "widget" {
+				t.Errorf("Get = %q, %v, %v, want widget, true, nil", v, found, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if hits, misses := k.Stats(); hits+misses != 50 {
+		t.Errorf("hits + misses = %d, want 50", hits+misses)
+	}
+	if got := calls.Load(); got < 1 || got > 50 {
+		t.Errorf("load calls = %d, want 1..50", got)
+	}
+}
