@@ -58,7 +58,12 @@ func fieldViolations(st *status.Status) []string {
 
 // TestGRPCStory walks the whole API over gRPC with the generated clients.
 func TestGRPCStory(t *testing.T) {
-	s := startServer(t)
+	for _, mode := range []string{"direct", "sync"} {
+		t.Run(mode, func(t *testing.T) { testGRPCStory(t, startServer(t, "ORDER_MODE="+mode)) })
+	}
+}
+
+func testGRPCStory(t *testing.T, s *testServer) {
 	ctx := t.Context()
 	authc := flashsalev1.NewAuthServiceClient(s.conn)
 	products := flashsalev1.NewProductServiceClient(s.conn)
@@ -105,7 +110,7 @@ func TestGRPCStory(t *testing.T) {
 	bobCtx := bearer(ctx, bob.GetAccessToken())
 
 	// Only admins create products; bad tokens are refused.
-	newProduct := &flashsalev1.CreateProductRequest{Name: "Sneakers", PriceMinor: 12900, Currency: "eur", Quantity: 1}
+	newProduct := &flashsalev1.CreateProductRequest{Name: "Sneakers", PriceMinor: 12900, Currency: "eur", Quantity: 2}
 	_, err = products.CreateProduct(aliceCtx, newProduct)
 	wantStatus(t, err, codes.PermissionDenied, "")
 	_, err = products.CreateProduct(ctx, newProduct)
@@ -124,7 +129,7 @@ func TestGRPCStory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create product: %v", err)
 	}
-	if one.GetProduct().GetCurrency() != "EUR" || one.GetProduct().GetQuantity() != 1 {
+	if one.GetProduct().GetCurrency() != "EUR" || one.GetProduct().GetQuantity() != 2 {
 		t.Errorf("product = %v", one.GetProduct())
 	}
 	later, err := products.CreateProduct(adminCtx, &flashsalev1.CreateProductRequest{Name: "Later", PriceMinor: 100, Currency: "EUR", Quantity: 5})
@@ -170,7 +175,9 @@ func TestGRPCStory(t *testing.T) {
 	})
 	wantStatus(t, err, codes.PermissionDenied, "")
 
-	// Orders: Alice wins the one unit, once; Bob finds it sold out.
+	// Orders: Alice wins a unit, once; Carl takes the last; Bob finds it sold
+	// out. (Once sold out, the fast modes answer SOLD_OUT from memory to
+	// everyone, so the repeat comes before the sell-out.)
 	oneID := one.GetProduct().GetId()
 	placed, err := orders.PlaceOrder(aliceCtx, &flashsalev1.PlaceOrderRequest{ProductId: oneID})
 	if err != nil {
@@ -183,6 +190,13 @@ func TestGRPCStory(t *testing.T) {
 	}
 	_, err = orders.PlaceOrder(aliceCtx, &flashsalev1.PlaceOrderRequest{ProductId: oneID})
 	wantStatus(t, err, codes.AlreadyExists, "ALREADY_ORDERED")
+	carl, err := authc.Register(ctx, &flashsalev1.RegisterRequest{Email: "carl@example.com", Password: "carl-password"})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if _, err := orders.PlaceOrder(bearer(ctx, carl.GetAccessToken()), &flashsalev1.PlaceOrderRequest{ProductId: oneID}); err != nil {
+		t.Fatalf("carl's order: %v", err)
+	}
 	_, err = orders.PlaceOrder(bobCtx, &flashsalev1.PlaceOrderRequest{ProductId: oneID})
 	wantStatus(t, err, codes.FailedPrecondition, "SOLD_OUT")
 	_, err = orders.PlaceOrder(bobCtx, &flashsalev1.PlaceOrderRequest{ProductId: later.GetProduct().GetId()})
@@ -226,8 +240,8 @@ func TestGRPCStory(t *testing.T) {
 		t.Errorf("bob orders = %v, %v; want none", bobList, err)
 	}
 	adminList, err := orders.ListOrders(adminCtx, &flashsalev1.ListOrdersRequest{FlashSaleId: open.GetFlashSale().GetId()})
-	if err != nil || len(adminList.GetOrders()) != 1 || adminList.GetOrders()[0].GetUserId() != alice.GetUser().GetId() {
-		t.Errorf("admin orders = %v, %v; want alice's one", adminList, err)
+	if err != nil || len(adminList.GetOrders()) != 2 || adminList.GetOrders()[1].GetUserId() != alice.GetUser().GetId() {
+		t.Errorf("admin orders = %v, %v; want carl's and alice's, newest first", adminList, err)
 	}
 
 	// Listing sales: default is active + upcoming, soonest first.

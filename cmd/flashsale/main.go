@@ -21,6 +21,8 @@ const usage = `usage: flashsale <command>
 
 commands:
   serve         run the gRPC API (GRPC_ADDR) and the REST/JSON API and web page (HTTP_ADDR)
+  worker        write queued orders to PostgreSQL (ORDER_MODE=queue)
+  reconcile     rebuild the Redis gate state of SALE_ID, or of every open sale, from PostgreSQL
   migrate       apply the embedded database migrations to DATABASE_URL
   demo          seed an admin, a product and a sale open now; print commands to try
   create-admin  create or update the admin named by ADMIN_EMAIL and ADMIN_PASSWORD
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, cfg, log)
+	case "worker":
+		return worker(ctx, cfg, log)
+	case "reconcile":
+		return reconcile(ctx, cfg, log, args[1:], stdout)
 	case "migrate":
 		return migrate(ctx, cfg, log)
 	case "demo":

@@ -9,9 +9,15 @@ import (
 	"time"
 )
 
-// httpDo sends body (JSON, may be empty) with an optional bearer token and
-// returns the status and the decoded JSON object.
-func httpDo(t *testing.T, method, url, token string, body any) (int, map[string]any) {
+// httpResult is a response with its JSON object decoded.
+type httpResult struct {
+	code   int
+	header http.Header
+	body   map[string]any
+}
+
+// httpRaw sends body (JSON, may be empty) with an optional bearer token.
+func httpRaw(t *testing.T, method, url, token string, body any) httpResult {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -45,7 +51,14 @@ func httpDo(t *testing.T, method, url, token string, body any) (int, map[string]
 			t.Fatalf("%s %s: body is not JSON: %q", method, url, raw)
 		}
 	}
-	return resp.StatusCode, out
+	return httpResult{code: resp.StatusCode, header: resp.Header, body: out}
+}
+
+// httpDo is httpRaw for callers that need only the status and the body.
+func httpDo(t *testing.T, method, url, token string, body any) (int, map[string]any) {
+	t.Helper()
+	r := httpRaw(t, method, url, token, body)
+	return r.code, r.body
 }
 
 // reasonOf is the ErrorInfo reason in a grpc-gateway error body.
@@ -72,7 +85,12 @@ func str(m map[string]any, path ...string) string {
 
 // TestRESTStory walks the same story over REST, asserting statuses and JSON.
 func TestRESTStory(t *testing.T) {
-	s := startServer(t)
+	for _, mode := range []string{"direct", "sync"} {
+		t.Run(mode, func(t *testing.T) { testRESTStory(t, startServer(t, "ORDER_MODE="+mode)) })
+	}
+}
+
+func testRESTStory(t *testing.T, s *testServer) {
 	u := s.baseURL
 	expect := func(gotCode int, body map[string]any, wantCode int, wantReason string) {
 		t.Helper()
@@ -107,7 +125,7 @@ func TestRESTStory(t *testing.T) {
 	code, body = httpDo(t, "POST", u+"/v1/auth/login", "", map[string]string{"email": testAdminEmail, "password": "wrong-password"})
 	expect(code, body, 401, "")
 
-	product := map[string]any{"name": "Watch", "priceMinor": 25000, "currency": "USD", "quantity": 1}
+	product := map[string]any{"name": "Watch", "priceMinor": 25000, "currency": "USD", "quantity": 2}
 	code, body = httpDo(t, "POST", u+"/v1/products", carol, product)
 	expect(code, body, 403, "")
 	code, body = httpDo(t, "POST", u+"/v1/products", tamper(admin), product)
@@ -152,6 +170,10 @@ func TestRESTStory(t *testing.T) {
 	orderID := str(body, "order", "id")
 	code, body = httpDo(t, "POST", u+"/v1/products/"+watch+"/orders", carol, "{}")
 	expect(code, body, 409, "ALREADY_ORDERED")
+	code, body = httpDo(t, "POST", u+"/v1/auth/register", "", map[string]string{"email": "erin@example.com", "password": "erin-password"})
+	expect(code, body, 200, "")
+	code, body = httpDo(t, "POST", u+"/v1/products/"+watch+"/orders", str(body, "accessToken"), "{}")
+	expect(code, body, 200, "") // the last unit
 	code, body = httpDo(t, "POST", u+"/v1/products/"+watch+"/orders", dave, "{}")
 	expect(code, body, 400, "SOLD_OUT")
 	code, body = httpDo(t, "POST", u+"/v1/products/"+ring+"/orders", dave, "{}")
@@ -183,8 +205,8 @@ func TestRESTStory(t *testing.T) {
 	}
 	code, body = httpDo(t, "GET", u+"/v1/orders?flashSaleId="+saleID, admin, nil)
 	expect(code, body, 200, "")
-	if got, _ := body["orders"].([]any); len(got) != 1 {
-		t.Errorf("admin sees orders %v, want 1", got)
+	if got, _ := body["orders"].([]any); len(got) != 2 {
+		t.Errorf("admin sees orders %v, want carol's and erin's", got)
 	}
 	code, body = httpDo(t, "GET", u+"/v1/flash-sales?states=SALE_STATE_UPCOMING", "", nil)
 	expect(code, body, 200, "")

@@ -18,8 +18,8 @@ import (
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/grpcapi"
 	"github.com/flashsale/flashsale/internal/httpapi"
-	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/postgres"
+	"github.com/flashsale/flashsale/internal/web"
 )
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -57,14 +57,37 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)
 		}
 	}
-	orders := order.NewService(store, now)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gs := grpcapi.NewServer(grpcapi.Deps{
-		Auth: users, Products: store, Sales: store, Orders: orders,
+	orders, err := newOrderPath(ctx, cfg, store, log, reg)
+	if err != nil {
+		return err
+	}
+	defer orders.close()
+	deps := grpcapi.Deps{
+		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
 		Now: now, Log: log, Metrics: reg,
-	})
+	}
+	if orders.gate != nil {
+		deps.Status, deps.Reconciler = orders.status, orders
+	}
+	if !cfg.RLDisabled {
+		perUser, err := orders.userLimiter(cfg)
+		if err != nil {
+			return fmt.Errorf("rate limits: %w", err)
+		}
+		deps.Limits = &grpcapi.Limits{
+			GlobalCapacity: cfg.RLGlobalCapacity, GlobalRefill: cfg.RLGlobalRefill,
+			IPCapacity: cfg.RLIPCapacity, IPRefill: cfg.RLIPRefill,
+			Users: perUser,
+		}
+	}
+	gs := grpcapi.NewServer(deps)
+
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	go orders.reconcileLoop(bg, store, cfg.ReconcileInterval(), log)
+	workersDone := orders.runWorkers(bg, store, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.
@@ -75,9 +98,10 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	defer conn.Close()
 	handler, err := httpapi.New(ctx, httpapi.Deps{
 		Conn:     conn,
-		Ready:    map[string]httpapi.Checker{"postgres": store},
+		Ready:    orders.ready(store),
 		Gatherer: reg,
 		Log:      log,
+		UI:       web.Handler(),
 	})
 	if err != nil {
 		return err
@@ -114,6 +138,8 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	case <-sctx.Done():
 		gs.Stop()
 	}
+	stopBackground()
+	<-workersDone
 	if errors.Is(serveErr, http.ErrServerClosed) || errors.Is(serveErr, grpc.ErrServerStopped) {
 		serveErr = nil
 	}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
+	"github.com/flashsale/flashsale/internal/redis"
 )
 
 const (
@@ -28,15 +33,26 @@ type testServer struct {
 	cfg     config.Config
 }
 
-func startServer(t *testing.T) *testServer {
+// startServer runs a server in direct mode unless env ("KEY=value" pairs)
+// says otherwise. Each server gets its own database and its own Redis key
+// prefix, so tests share nothing.
+func startServer(t *testing.T, env ...string) *testServer {
 	t.Helper()
-	cfg, err := config.LoadFrom(map[string]string{
-		"DATABASE_URL":    pgtest.NewDatabase(t),
-		"AUTH_JWT_SECRET": testSecret,
-		"ADMIN_EMAIL":     testAdminEmail,
-		"ADMIN_PASSWORD":  testAdminPassword,
-		"ORDER_MODE":      "direct",
-	})
+	environ := map[string]string{
+		"DATABASE_URL":     pgtest.NewDatabase(t),
+		"REDIS_URL":        testRedisURL(t),
+		"REDIS_KEY_PREFIX": "fstest-" + rand.Text()[:12],
+		"AUTH_JWT_SECRET":  testSecret,
+		"ADMIN_EMAIL":      testAdminEmail,
+		"ADMIN_PASSWORD":   testAdminPassword,
+		"ORDER_MODE":       "direct",
+		"RL_DISABLED":      "true",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		environ[k] = v
+	}
+	cfg, err := config.LoadFrom(environ)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -88,6 +104,24 @@ func (s *testServer) waitReady(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("server not ready after 20s")
+}
+
+// testRedisURL is TEST_REDIS_URL (default the local Redis); the test is
+// skipped when it does not answer, unless CI=true.
+func testRedisURL(t *testing.T) string {
+	t.Helper()
+	u := cmp.Or(os.Getenv("TEST_REDIS_URL"), "redis://127.0.0.1:6379/0")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := redis.New(ctx, u)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis at %s unreachable (CI=true, so not skipping): %v", u, err)
+		}
+		t.Skipf("redis at %s unreachable; start it or set TEST_REDIS_URL: %v", u, err)
+	}
+	c.Close()
+	return u
 }
 
 type testWriter struct{ t *testing.T }

@@ -48,8 +48,11 @@ type Config struct {
 
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable"`
 	RedisURL    string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
-	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8080"`
-	GRPCAddr    string `env:"GRPC_ADDR" envDefault:":9090"`
+	// RedisKeyPrefix starts every key flashsale writes, so deployments (and
+	// tests) can share one Redis.
+	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"fs"`
+	HTTPAddr       string `env:"HTTP_ADDR" envDefault:":8080"`
+	GRPCAddr       string `env:"GRPC_ADDR" envDefault:":9090"`
 	// LogLevel is one of debug, info, warn, error; Load lower-cases it.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 
@@ -75,7 +78,12 @@ type Config struct {
 	OrdersBatchWaitMS            int  `env:"ORDERS_BATCH_WAIT_MS" envDefault:"2"`
 	OrdersQueueMaxQueued         int  `env:"ORDERS_QUEUE_MAX_QUEUED" envDefault:"100000"`
 	OrdersQueueRetryAfterSeconds int  `env:"ORDERS_QUEUE_RETRY_AFTER_SECONDS" envDefault:"2"`
-	OrdersWorkerConcurrency      int  `env:"ORDERS_WORKER_CONCURRENCY" envDefault:"1"`
+	// OrdersWorkerConcurrency is how many queue workers serve runs in-process
+	// (0: leave it to `flashsale worker`).
+	OrdersWorkerConcurrency int `env:"ORDERS_WORKER_CONCURRENCY" envDefault:"1"`
+	// OrdersClaimIdleSeconds is how long a queued order may sit with a
+	// worker before another takes it over (the first one presumed dead).
+	OrdersClaimIdleSeconds int `env:"ORDERS_CLAIM_IDLE_SECONDS" envDefault:"15"`
 
 	// Rate limits are token buckets: a capacity (burst) and a refill rate
 	// in tokens per second.
@@ -175,7 +183,8 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("ORDERS_BATCH_WAIT_MS", c.OrdersBatchWaitMS, 0)
 	atLeast("ORDERS_QUEUE_MAX_QUEUED", c.OrdersQueueMaxQueued, 1)
 	atLeast("ORDERS_QUEUE_RETRY_AFTER_SECONDS", c.OrdersQueueRetryAfterSeconds, 1)
-	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 1)
+	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0)
+	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1) // 0: no workers in serve, only `flashsale worker`
 
 	positiveRate := func(key string, v float64) {
 		check(key, v > 0 && !math.IsInf(v, 0), "%s=%v must be a positive number of tokens per second", key, v)
@@ -222,6 +231,11 @@ func (c Config) OrdersBatchWait() time.Duration {
 // OrdersQueueRetryAfter is the Retry-After given when the order queue is full.
 func (c Config) OrdersQueueRetryAfter() time.Duration {
 	return time.Duration(c.OrdersQueueRetryAfterSeconds) * time.Second
+}
+
+// OrdersClaimIdle is ORDERS_CLAIM_IDLE_SECONDS as a duration.
+func (c Config) OrdersClaimIdle() time.Duration {
+	return time.Duration(c.OrdersClaimIdleSeconds) * time.Second
 }
 
 // ReconcileInterval is how often Redis stock is reconciled with Postgres.

@@ -7,6 +7,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
@@ -23,9 +26,11 @@ type Sales interface {
 
 type flashSaleServer struct {
 	flashsalev1.UnimplementedFlashSaleServiceServer
-	sales Sales
-	now   func() time.Time
-	log   *slog.Logger
+	sales      Sales
+	status     StatusReader
+	reconciler Reconciler
+	now        func() time.Time
+	log        *slog.Logger
 }
 
 func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.CreateFlashSaleRequest) (*flashsalev1.CreateFlashSaleResponse, error) {
@@ -134,10 +139,6 @@ func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.Ge
 	if err := fe.err(); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	p, err := s.sales.ProductGet(ctx, productID)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
-	}
 	sales, err := s.sales.SalesByProduct(ctx, productID)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
@@ -145,15 +146,61 @@ func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.Ge
 	now := s.now()
 	sl, ok := sale.Current(sales, now)
 	if !ok {
+		if _, err := s.sales.ProductGet(ctx, productID); err != nil {
+			return nil, toStatus(ctx, s.log, err)
+		}
 		return nil, toStatus(ctx, s.log, sale.ErrNotFound)
 	}
+	state, remaining, ok := sale.State(0), int32(0), false
+	if s.status != nil && sl.OpenAt(now) {
+		if state, remaining, ok, err = s.status.SaleStatus(ctx, sl, now); err != nil {
+			s.log.WarnContext(ctx, "cached sale status unavailable", "err", err)
+			ok = false
+		}
+	}
+	if !ok {
+		p, err := s.sales.ProductGet(ctx, productID)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, err)
+		}
+		state, remaining = sl.StateAt(now, p.Quantity), p.Quantity
+	}
 	return &flashsalev1.GetSaleStatusResponse{
-		State:       stateToProto(sl.StateAt(now, p.Quantity)),
+		State:       stateToProto(state),
 		FlashSaleId: sl.ID.String(),
 		ProductId:   productID.String(),
 		StartsAt:    ts(sl.StartsAt),
 		EndsAt:      ts(sl.EndsAt),
-		Remaining:   p.Quantity,
+		Remaining:   remaining,
 		ServerTime:  ts(now),
 	}, nil
+}
+
+// StatusReader answers a sale's state from the admission gate's cached
+// status, without PostgreSQL.
+type StatusReader interface {
+	// SaleStatus is the state and remaining stock of the sale; ok is false
+	// when the gate does not hold the sale (not loaded yet).
+	SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (state sale.State, remaining int32, ok bool, err error)
+}
+
+// Reconciler rebuilds a sale's gate state from PostgreSQL.
+type Reconciler interface {
+	Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, buyers int, err error)
+}
+
+func (s *flashSaleServer) ReconcileSale(ctx context.Context, req *flashsalev1.ReconcileSaleRequest) (*flashsalev1.ReconcileSaleResponse, error) {
+	var fe fieldErrors
+	id := parseID(&fe, "id", req.GetId())
+	if err := fe.err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if s.reconciler == nil {
+		return nil, status.Error(codes.FailedPrecondition, "ORDER_MODE=direct keeps no gate state to reconcile")
+	}
+	remaining, buyers, err := s.reconciler.Reconcile(ctx, id)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &flashsalev1.ReconcileSaleResponse{Remaining: int32(remaining), Buyers: int32(buyers)}, nil
 }

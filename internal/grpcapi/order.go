@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
@@ -22,6 +24,10 @@ type Orders interface {
 	Check(ctx context.Context, userID, productID uuid.UUID) (sale.Sale, order.Order, bool, error)
 	List(ctx context.Context, f order.ListFilter) ([]order.Order, error)
 }
+
+// HTTPCodeHeader is response metadata through which a handler asks the
+// REST gateway for a status other than 200.
+const HTTPCodeHeader = "x-http-code"
 
 type orderServer struct {
 	flashsalev1.UnimplementedOrderServiceServer
@@ -44,6 +50,10 @@ func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrde
 		return nil, err
 	}
 	s.outcomes.WithLabelValues(o.Status.String()).Inc()
+	if o.Status == order.StatusPending {
+		// Accepted, not yet written: REST answers 202 (see httpapi).
+		_ = grpc.SetHeader(ctx, metadata.Pairs(HTTPCodeHeader, "202"))
+	}
 	return &flashsalev1.PlaceOrderResponse{Order: orderToProto(o)}, nil
 }
 

@@ -39,6 +39,13 @@ type Deps struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 	Metrics  prometheus.Registerer
+	// Limits, when set, puts token buckets in front of the API (RL_*).
+	Limits *Limits
+	// Status, when set, answers GetSaleStatus from the gate's cached status
+	// instead of PostgreSQL (sync and queue modes).
+	Status StatusReader
+	// Reconciler rebuilds a sale's gate state (ReconcileSale); nil in direct mode.
+	Reconciler Reconciler
 }
 
 // Server is the gRPC server with its health service, so shutdown can mark it
@@ -68,14 +75,18 @@ func NewServer(d Deps) *Server {
 		return status.Error(codes.Internal, "internal error")
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	unary := []grpc.UnaryServerInterceptor{
+		metrics.UnaryServerInterceptor(),
+		logging.UnaryServerInterceptor(slogAdapter(d.Log), logOpts...),
+		selector.UnaryServerInterceptor(authn, selector.MatchFunc(needsCaller)),
+	}
+	if d.Limits != nil {
+		unary = append(unary, newLimiter(*d.Limits, d.Log).unary)
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(recover))
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(
-			metrics.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(slogAdapter(d.Log), logOpts...),
-			selector.UnaryServerInterceptor(authn, selector.MatchFunc(needsCaller)),
-			recovery.UnaryServerInterceptor(recover),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(slogAdapter(d.Log), logOpts...),
@@ -85,7 +96,7 @@ func NewServer(d Deps) *Server {
 	)
 	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
 	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
-	flashsalev1.RegisterFlashSaleServiceServer(s, &flashSaleServer{sales: d.Sales, now: d.Now, log: d.Log})
+	flashsalev1.RegisterFlashSaleServiceServer(s, &flashSaleServer{sales: d.Sales, status: d.Status, reconciler: d.Reconciler, now: d.Now, log: d.Log})
 	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)

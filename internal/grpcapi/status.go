@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/order"
@@ -24,7 +26,17 @@ const (
 	ReasonSaleNotActive  = "SALE_NOT_ACTIVE"
 	ReasonSoldOut        = "SOLD_OUT"
 	ReasonAlreadyOrdered = "ALREADY_ORDERED"
+	ReasonQueueBusy      = "QUEUE_BUSY"
+	ReasonRateLimited    = "RATE_LIMITED"
 )
+
+// rateLimited is a request refused by a rate limit; retry after the delay.
+type rateLimited struct {
+	scope      string // global, ip, user
+	retryAfter time.Duration
+}
+
+func (e *rateLimited) Error() string { return e.scope + " rate limit exceeded" }
 
 // invalidArgument is bad input: one violation per field.
 type invalidArgument struct {
@@ -60,7 +72,16 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	var inv *invalidArgument
 	var av *auth.ValidationError
+	var busy *order.BusyError
+	var limited *rateLimited
 	switch {
+	case errors.As(err, &busy):
+		return withDetails(codes.Unavailable, busy.Error(), reason(ReasonQueueBusy), retryInfo(busy.RetryAfter))
+	case errors.As(err, &limited):
+		return withDetails(codes.ResourceExhausted, limited.Error(), reason(ReasonRateLimited), retryInfo(limited.retryAfter))
+	case errors.Is(err, order.ErrUnavailable):
+		log.WarnContext(ctx, "order not written", "err", err)
+		return withDetails(codes.Unavailable, order.ErrUnavailable.Error(), retryInfo(time.Second))
 	case errors.As(err, &inv):
 		return withDetails(codes.InvalidArgument, "invalid argument", &errdetails.BadRequest{FieldViolations: inv.violations})
 	case errors.As(err, &av):
@@ -99,6 +120,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")
+}
+
+func retryInfo(d time.Duration) *errdetails.RetryInfo {
+	return &errdetails.RetryInfo{RetryDelay: durationpb.New(max(d, time.Second))}
 }
 
 func reason(r string) *errdetails.ErrorInfo {

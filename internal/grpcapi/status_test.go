@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -44,6 +45,8 @@ func TestToStatus(t *testing.T) {
 		{(&fieldErrors{{Field: "name", Description: "is required"}}).err(), codes.InvalidArgument, "", "name"},
 		{&auth.ValidationError{Violations: []auth.FieldViolation{{Field: "password", Description: "too short"}}}, codes.InvalidArgument, "", "password"},
 		{status.Error(codes.Unavailable, "queue busy"), codes.Unavailable, "", ""},
+		{&order.BusyError{RetryAfter: 2 * time.Second}, codes.Unavailable, ReasonQueueBusy, ""},
+		{&rateLimited{scope: "ip", retryAfter: time.Second}, codes.ResourceExhausted, ReasonRateLimited, ""},
 		{errors.New("pq: relation does not exist"), codes.Internal, "", ""},
 	}
 	for _, tt := range tests {

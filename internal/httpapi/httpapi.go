@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -19,9 +20,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/gen/openapiv2"
+	"github.com/flashsale/flashsale/internal/grpcapi"
 )
 
 // MaxBodyBytes caps a request body.
@@ -51,6 +54,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -74,7 +78,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		_, _ = w.Write(openapiv2.JSON)
 	})
 	if d.UI != nil {
-		mux.Handle("GET /", d.UI)
+		mux.Handle("/", d.UI) // any method: "GET /" would conflict with "/v1/"
 	} else {
 		mux.Handle("/", gw) // the gateway answers unknown paths with a JSON 404
 	}
@@ -93,6 +97,28 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// httpCode applies the status a handler asked for through the x-http-code
+// response metadata (202 Accepted for a queued order) and keeps that
+// metadata out of the HTTP headers.
+func httpCode(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	vals := md.HeaderMD.Get(grpcapi.HTTPCodeHeader)
+	if len(vals) == 0 {
+		return nil
+	}
+	delete(md.HeaderMD, grpcapi.HTTPCodeHeader)
+	w.Header().Del("Grpc-Metadata-" + grpcapi.HTTPCodeHeader)
+	code, err := strconv.Atoi(vals[0])
+	if err != nil {
+		return fmt.Errorf("bad %s %q: %w", grpcapi.HTTPCodeHeader, vals[0], err)
+	}
+	w.WriteHeader(code)
+	return nil
 }
 
 // readyz answers 200 when every dependency answers a ping within a second.

@@ -626,6 +626,106 @@ func (x *GetSaleStatusResponse) GetServerTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ReconcileSaleRequest names a sale.
+type ReconcileSaleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileSaleRequest) Reset() {
+	*x = ReconcileSaleRequest{}
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileSaleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileSaleRequest) ProtoMessage() {}
+
+func (x *ReconcileSaleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileSaleRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileSaleRequest) Descriptor() ([]byte, []int) {
+	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReconcileSaleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ReconcileSaleResponse is the state the gate now holds.
+type ReconcileSaleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Units the gate may still admit.
+	Remaining int32 `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// Users recorded as holding an order in the sale.
+	Buyers        int32 `protobuf:"varint,2,opt,name=buyers,proto3" json:"buyers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileSaleResponse) Reset() {
+	*x = ReconcileSaleResponse{}
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileSaleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileSaleResponse) ProtoMessage() {}
+
+func (x *ReconcileSaleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileSaleResponse.ProtoReflect.Descriptor instead.
+func (*ReconcileSaleResponse) Descriptor() ([]byte, []int) {
+	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReconcileSaleResponse) GetRemaining() int32 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *ReconcileSaleResponse) GetBuyers() int32 {
+	if x != nil {
+		return x.Buyers
+	}
+	return 0
+}
+
 var File_flashsale_v1_flash_sale_proto protoreflect.FileDescriptor
 
 const file_flashsale_v1_flash_sale_proto_rawDesc = "" +
@@ -676,18 +776,24 @@ const file_flashsale_v1_flash_sale_proto_rawDesc = "" +
 	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x1c\n" +
 	"\tremaining\x18\x06 \x01(\x05R\tremaining\x12;\n" +
 	"\vserver_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"serverTime*\x86\x01\n" +
+	"serverTime\"&\n" +
+	"\x14ReconcileSaleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"M\n" +
+	"\x15ReconcileSaleResponse\x12\x1c\n" +
+	"\tremaining\x18\x01 \x01(\x05R\tremaining\x12\x16\n" +
+	"\x06buyers\x18\x02 \x01(\x05R\x06buyers*\x86\x01\n" +
 	"\tSaleState\x12\x1a\n" +
 	"\x16SALE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SALE_STATE_UPCOMING\x10\x01\x12\x15\n" +
 	"\x11SALE_STATE_ACTIVE\x10\x02\x12\x14\n" +
 	"\x10SALE_STATE_ENDED\x10\x03\x12\x17\n" +
-	"\x13SALE_STATE_SOLD_OUT\x10\x042\x83\x04\n" +
+	"\x13SALE_STATE_SOLD_OUT\x10\x042\x89\x05\n" +
 	"\x10FlashSaleService\x12z\n" +
 	"\x0fCreateFlashSale\x12$.flashsale.v1.CreateFlashSaleRequest\x1a%.flashsale.v1.CreateFlashSaleResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/flash-sales\x12s\n" +
 	"\fGetFlashSale\x12!.flashsale.v1.GetFlashSaleRequest\x1a\".flashsale.v1.GetFlashSaleResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/flash-sales/{id}\x12t\n" +
 	"\x0eListFlashSales\x12#.flashsale.v1.ListFlashSalesRequest\x1a$.flashsale.v1.ListFlashSalesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/flash-sales\x12\x87\x01\n" +
-	"\rGetSaleStatus\x12\".flashsale.v1.GetSaleStatusRequest\x1a#.flashsale.v1.GetSaleStatusResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/sale-statusB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"
+	"\rGetSaleStatus\x12\".flashsale.v1.GetSaleStatusRequest\x1a#.flashsale.v1.GetSaleStatusResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/sale-status\x12\x83\x01\n" +
+	"\rReconcileSale\x12\".flashsale.v1.ReconcileSaleRequest\x1a#.flashsale.v1.ReconcileSaleResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/flash-sales/{id}:reconcileB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"
 
 var (
 	file_flashsale_v1_flash_sale_proto_rawDescOnce sync.Once
@@ -702,7 +808,7 @@ func file_flashsale_v1_flash_sale_proto_rawDescGZIP() []byte {
 }
 
 var file_flashsale_v1_flash_sale_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flashsale_v1_flash_sale_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_flashsale_v1_flash_sale_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_flashsale_v1_flash_sale_proto_goTypes = []any{
 	(SaleState)(0),                  // 0: flashsale.v1.SaleState
 	(*FlashSale)(nil),               // 1: flashsale.v1.FlashSale
@@ -714,34 +820,38 @@ var file_flashsale_v1_flash_sale_proto_goTypes = []any{
 	(*ListFlashSalesResponse)(nil),  // 7: flashsale.v1.ListFlashSalesResponse
 	(*GetSaleStatusRequest)(nil),    // 8: flashsale.v1.GetSaleStatusRequest
 	(*GetSaleStatusResponse)(nil),   // 9: flashsale.v1.GetSaleStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(*ReconcileSaleRequest)(nil),    // 10: flashsale.v1.ReconcileSaleRequest
+	(*ReconcileSaleResponse)(nil),   // 11: flashsale.v1.ReconcileSaleResponse
+	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
 }
 var file_flashsale_v1_flash_sale_proto_depIdxs = []int32{
-	10, // 0: flashsale.v1.FlashSale.starts_at:type_name -> google.protobuf.Timestamp
-	10, // 1: flashsale.v1.FlashSale.ends_at:type_name -> google.protobuf.Timestamp
+	12, // 0: flashsale.v1.FlashSale.starts_at:type_name -> google.protobuf.Timestamp
+	12, // 1: flashsale.v1.FlashSale.ends_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: flashsale.v1.FlashSale.state:type_name -> flashsale.v1.SaleState
-	10, // 3: flashsale.v1.FlashSale.created_at:type_name -> google.protobuf.Timestamp
-	10, // 4: flashsale.v1.CreateFlashSaleRequest.starts_at:type_name -> google.protobuf.Timestamp
-	10, // 5: flashsale.v1.CreateFlashSaleRequest.ends_at:type_name -> google.protobuf.Timestamp
+	12, // 3: flashsale.v1.FlashSale.created_at:type_name -> google.protobuf.Timestamp
+	12, // 4: flashsale.v1.CreateFlashSaleRequest.starts_at:type_name -> google.protobuf.Timestamp
+	12, // 5: flashsale.v1.CreateFlashSaleRequest.ends_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: flashsale.v1.CreateFlashSaleResponse.flash_sale:type_name -> flashsale.v1.FlashSale
 	1,  // 7: flashsale.v1.GetFlashSaleResponse.flash_sale:type_name -> flashsale.v1.FlashSale
 	0,  // 8: flashsale.v1.ListFlashSalesRequest.states:type_name -> flashsale.v1.SaleState
 	1,  // 9: flashsale.v1.ListFlashSalesResponse.flash_sales:type_name -> flashsale.v1.FlashSale
-	10, // 10: flashsale.v1.ListFlashSalesResponse.server_time:type_name -> google.protobuf.Timestamp
+	12, // 10: flashsale.v1.ListFlashSalesResponse.server_time:type_name -> google.protobuf.Timestamp
 	0,  // 11: flashsale.v1.GetSaleStatusResponse.state:type_name -> flashsale.v1.SaleState
-	10, // 12: flashsale.v1.GetSaleStatusResponse.starts_at:type_name -> google.protobuf.Timestamp
-	10, // 13: flashsale.v1.GetSaleStatusResponse.ends_at:type_name -> google.protobuf.Timestamp
-	10, // 14: flashsale.v1.GetSaleStatusResponse.server_time:type_name -> google.protobuf.Timestamp
+	12, // 12: flashsale.v1.GetSaleStatusResponse.starts_at:type_name -> google.protobuf.Timestamp
+	12, // 13: flashsale.v1.GetSaleStatusResponse.ends_at:type_name -> google.protobuf.Timestamp
+	12, // 14: flashsale.v1.GetSaleStatusResponse.server_time:type_name -> google.protobuf.Timestamp
 	2,  // 15: flashsale.v1.FlashSaleService.CreateFlashSale:input_type -> flashsale.v1.CreateFlashSaleRequest
 	4,  // 16: flashsale.v1.FlashSaleService.GetFlashSale:input_type -> flashsale.v1.GetFlashSaleRequest
 	6,  // 17: flashsale.v1.FlashSaleService.ListFlashSales:input_type -> flashsale.v1.ListFlashSalesRequest
 	8,  // 18: flashsale.v1.FlashSaleService.GetSaleStatus:input_type -> flashsale.v1.GetSaleStatusRequest
-	3,  // 19: flashsale.v1.FlashSaleService.CreateFlashSale:output_type -> flashsale.v1.CreateFlashSaleResponse
-	5,  // 20: flashsale.v1.FlashSaleService.GetFlashSale:output_type -> flashsale.v1.GetFlashSaleResponse
-	7,  // 21: flashsale.v1.FlashSaleService.ListFlashSales:output_type -> flashsale.v1.ListFlashSalesResponse
-	9,  // 22: flashsale.v1.FlashSaleService.GetSaleStatus:output_type -> flashsale.v1.GetSaleStatusResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
+	10, // 19: flashsale.v1.FlashSaleService.ReconcileSale:input_type -> flashsale.v1.ReconcileSaleRequest
+	3,  // 20: flashsale.v1.FlashSaleService.CreateFlashSale:output_type -> flashsale.v1.CreateFlashSaleResponse
+	5,  // 21: flashsale.v1.FlashSaleService.GetFlashSale:output_type -> flashsale.v1.GetFlashSaleResponse
+	7,  // 22: flashsale.v1.FlashSaleService.ListFlashSales:output_type -> flashsale.v1.ListFlashSalesResponse
+	9,  // 23: flashsale.v1.FlashSaleService.GetSaleStatus:output_type -> flashsale.v1.GetSaleStatusResponse
+	11, // 24: flashsale.v1.FlashSaleService.ReconcileSale:output_type -> flashsale.v1.ReconcileSaleResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -758,7 +868,7 @@ func file_flashsale_v1_flash_sale_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flashsale_v1_flash_sale_proto_rawDesc), len(file_flashsale_v1_flash_sale_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	FlashSaleService_GetFlashSale_FullMethodName    = "/flashsale.v1.FlashSaleService/GetFlashSale"
 	FlashSaleService_ListFlashSales_FullMethodName  = "/flashsale.v1.FlashSaleService/ListFlashSales"
 	FlashSaleService_GetSaleStatus_FullMethodName   = "/flashsale.v1.FlashSaleService/GetSaleStatus"
+	FlashSaleService_ReconcileSale_FullMethodName   = "/flashsale.v1.FlashSaleService/ReconcileSale"
 )
 
 // FlashSaleServiceClient is the client API for FlashSaleService service.
@@ -39,6 +40,9 @@ type FlashSaleServiceClient interface {
 	ListFlashSales(ctx context.Context, in *ListFlashSalesRequest, opts ...grpc.CallOption) (*ListFlashSalesResponse, error)
 	// GetSaleStatus reports the state of a product's current (or next, or latest) sale.
 	GetSaleStatus(ctx context.Context, in *GetSaleStatusRequest, opts ...grpc.CallOption) (*GetSaleStatusResponse, error)
+	// ReconcileSale rebuilds the sale's admission state in Redis from PostgreSQL,
+	// the truth. Admin only; the server also does it at start-up and periodically.
+	ReconcileSale(ctx context.Context, in *ReconcileSaleRequest, opts ...grpc.CallOption) (*ReconcileSaleResponse, error)
 }
 
 type flashSaleServiceClient struct {
@@ -89,6 +93,16 @@ func (c *flashSaleServiceClient) GetSaleStatus(ctx context.Context, in *GetSaleS
 	return out, nil
 }
 
+func (c *flashSaleServiceClient) ReconcileSale(ctx context.Context, in *ReconcileSaleRequest, opts ...grpc.CallOption) (*ReconcileSaleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconcileSaleResponse)
+	err := c.cc.Invoke(ctx, FlashSaleService_ReconcileSale_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FlashSaleServiceServer is the server API for FlashSaleService service.
 // All implementations must embed UnimplementedFlashSaleServiceServer
 // for forward compatibility.
@@ -103,6 +117,9 @@ type FlashSaleServiceServer interface {
 	ListFlashSales(context.Context, *ListFlashSalesRequest) (*ListFlashSalesResponse, error)
 	// GetSaleStatus reports the state of a product's current (or next, or latest) sale.
 	GetSaleStatus(context.Context, *GetSaleStatusRequest) (*GetSaleStatusResponse, error)
+	// ReconcileSale rebuilds the sale's admission state in Redis from PostgreSQL,
+	// the truth. Admin only; the server also does it at start-up and periodically.
+	ReconcileSale(context.Context, *ReconcileSaleRequest) (*ReconcileSaleResponse, error)
 	mustEmbedUnimplementedFlashSaleServiceServer()
 }
 
@@ -124,6 +141,9 @@ func (UnimplementedFlashSaleServiceServer) ListFlashSales(context.Context, *List
 }
 func (UnimplementedFlashSaleServiceServer) GetSaleStatus(context.Context, *GetSaleStatusRequest) (*GetSaleStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSaleStatus not implemented")
+}
+func (UnimplementedFlashSaleServiceServer) ReconcileSale(context.Context, *ReconcileSaleRequest) (*ReconcileSaleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReconcileSale not implemented")
 }
 func (UnimplementedFlashSaleServiceServer) mustEmbedUnimplementedFlashSaleServiceServer() {}
 func (UnimplementedFlashSaleServiceServer) testEmbeddedByValue()                          {}
@@ -218,6 +238,24 @@ func _FlashSaleService_GetSaleStatus_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlashSaleService_ReconcileSale_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcileSaleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlashSaleServiceServer).ReconcileSale(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlashSaleService_ReconcileSale_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlashSaleServiceServer).ReconcileSale(ctx, req.(*ReconcileSaleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FlashSaleService_ServiceDesc is the grpc.ServiceDesc for FlashSaleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +278,10 @@ var FlashSaleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSaleStatus",
 			Handler:    _FlashSaleService_GetSaleStatus_Handler,
+		},
+		{
+			MethodName: "ReconcileSale",
+			Handler:    _FlashSaleService_ReconcileSale_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/grpcapi"
+	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/postgres"
+	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/redis"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// orderPath is the order service of the configured mode with the parts it
+// runs on, so serve and worker can start and stop them.
+type orderPath struct {
+	mode    order.Mode
+	service *order.Service
+	redis   *redis.Client // nil in direct mode
+	gate    *redis.Gate
+	queue   *redis.Queue
+	batcher *order.Batcher
+	status  *statusReader
+	// store is what the API reads and writes: PostgreSQL, with the catalog
+	// served from the client-side cache in the fast modes.
+	store *cachedStore
+}
+
+// newOrderPath connects what the mode needs: nothing more in direct mode;
+// Redis (gate, status cache) and the batcher in sync mode; Redis (gate,
+// status cache, streams) in queue mode.
+func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store, log *slog.Logger, reg prometheus.Registerer) (*orderPath, error) {
+	p := &orderPath{mode: order.Mode(cfg.OrderMode()), store: &cachedStore{Store: store}}
+	if p.mode == order.ModeDirect {
+		p.store.catalog = store
+		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect})
+		return p, nil
+	}
+	rc, err := redis.New(ctx, cfg.RedisURL, redis.WithKeyPrefix(cfg.RedisKeyPrefix))
+	if err != nil {
+		return nil, err
+	}
+	p.redis = rc
+	p.gate = redis.NewGate(rc)
+	p.status = newStatusReader(p.gate, reg)
+	catalog := redis.NewCatalog(store, redis.NewCache(rc))
+	p.store.catalog = catalog
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "flashsale_catalog_cache_hits_total", Help: "Catalog reads (products, sales, lists) served from the client-side cache.",
+	}, func() float64 { h, _ := catalog.Stats(); return float64(h) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "flashsale_catalog_cache_misses_total", Help: "Catalog reads that went to PostgreSQL.",
+	}, func() float64 { _, m := catalog.Stats(); return float64(m) }))
+	oc := order.Config{
+		Mode:       p.mode,
+		Gate:       p.gate,
+		Status:     p.status,
+		MaxQueued:  int64(cfg.OrdersQueueMaxQueued),
+		RetryAfter: cfg.OrdersQueueRetryAfter(),
+	}
+	switch p.mode {
+	case order.ModeSync:
+		p.batcher = order.NewBatcher(store, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log)
+		oc.Batcher = p.batcher
+	case order.ModeQueue:
+		p.queue = redis.NewQueue(rc)
+		oc.Queue = p.queue
+		warnWithoutPersistence(ctx, rc, log)
+	}
+	p.service = order.NewService(p.store, now, oc)
+	return p, nil
+}
+
+// userLimiter is the per-user order-attempt bucket shared through Redis; nil
+// in direct mode, which uses no Redis.
+func (p *orderPath) userLimiter(cfg config.Config) (grpcapi.UserLimiter, error) {
+	if p.redis == nil {
+		return nil, nil
+	}
+	return redis.NewUserLimiter(p.redis, cfg.RLUserOrderCapacity, cfg.RLUserOrderRefill)
+}
+
+// cachedStore is the PostgreSQL store with its catalog reads and writes
+// going through catalog (the client-side cache in the fast modes).
+type cachedStore struct {
+	*postgres.Store
+	catalog catalog
+}
+
+// catalog is the catalog's reads and writes: *redis.Catalog, or the plain
+// store in direct mode.
+type catalog interface {
+	redis.CatalogStore
+	SaleOpen(ctx context.Context, productID uuid.UUID, now time.Time) (sale.Sale, error)
+}
+
+func (s *cachedStore) ProductCreate(ctx context.Context, p product.Product) (product.Product, error) {
+	return s.catalog.ProductCreate(ctx, p)
+}
+
+func (s *cachedStore) ProductGet(ctx context.Context, id uuid.UUID) (product.Product, error) {
+	return s.catalog.ProductGet(ctx, id)
+}
+
+func (s *cachedStore) ProductList(ctx context.Context, after uuid.UUID, limit int) ([]product.Product, error) {
+	return s.catalog.ProductList(ctx, after, limit)
+}
+
+func (s *cachedStore) SaleCreate(ctx context.Context, sl sale.Sale) (sale.Sale, error) {
+	return s.catalog.SaleCreate(ctx, sl)
+}
+
+func (s *cachedStore) SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error) {
+	return s.catalog.SaleGet(ctx, id)
+}
+
+func (s *cachedStore) SalesByProduct(ctx context.Context, productID uuid.UUID) ([]sale.Sale, error) {
+	return s.catalog.SalesByProduct(ctx, productID)
+}
+
+func (s *cachedStore) SaleList(ctx context.Context, f sale.ListFilter) ([]sale.Sale, error) {
+	return s.catalog.SaleList(ctx, f)
+}
+
+func (s *cachedStore) SaleOpen(ctx context.Context, productID uuid.UUID, now time.Time) (sale.Sale, error) {
+	return s.catalog.SaleOpen(ctx, productID, now)
+}
+
+// ready lists what /readyz pings for this mode.
+func (p *orderPath) ready(store *postgres.Store) map[string]httpapi.Checker {
+	r := map[string]httpapi.Checker{"postgres": store}
+	if p.redis != nil {
+		r["redis"] = p.redis
+	}
+	return r
+}
+
+// close stops the batcher (writing what it holds) and closes Redis.
+func (p *orderPath) close() {
+	if p.batcher != nil {
+		p.batcher.Close()
+	}
+	if p.redis != nil {
+		p.redis.Close()
+	}
+}
+
+// reconcileLoop rebuilds the gate state of every open sale from PostgreSQL
+// now and then every interval, until ctx ends.
+func (p *orderPath) reconcileLoop(ctx context.Context, store *postgres.Store, interval time.Duration, log *slog.Logger) {
+	if p.gate == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := p.service.ReconcileOpen(ctx, store); err != nil && ctx.Err() == nil {
+			log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runWorkers consumes the order streams with n workers until ctx ends; the
+// channel closes when they have all stopped.
+func (p *orderPath) runWorkers(ctx context.Context, store *postgres.Store, n, batchSize int, claimIdle time.Duration, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	if p.queue == nil || n <= 0 {
+		close(done)
+		return done
+	}
+	host, _ := os.Hostname()
+	var wg sync.WaitGroup
+	for i := range n {
+		consumer := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
+		w := order.NewWorker(p.queue, store, p.gate, consumer, batchSize, claimIdle, log)
+		wg.Go(func() {
+			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("order worker stopped", "consumer", consumer, "err", err)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+// warnWithoutPersistence: queue mode acknowledges orders that live only in
+// Redis until a worker writes them, so Redis must keep them across restarts.
+func warnWithoutPersistence(ctx context.Context, rc *redis.Client, log *slog.Logger) {
+	on, err := rc.AppendOnly(ctx)
+	if err != nil {
+		log.Warn("could not read Redis appendonly setting", "err", err)
+		return
+	}
+	if !on {
+		log.Warn("ORDER_MODE=queue but Redis runs without appendonly: a Redis restart would lose queued orders; set appendonly yes")
+	}
+}
+
+// statusReader answers GetSaleStatus from the gate's cached status key and
+// counts how often the local cache served it.
+type statusReader struct {
+	gate    *redis.Gate
+	lookups *prometheus.CounterVec
+}
+
+func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flashsale_sale_status_lookups_total",
+		Help: "Sale-status reads by result: hit (served from this process's client-side cache) or miss; the hit ratio is hit / (hit + miss).",
+	}, []string{"result"})
+	reg.MustRegister(c)
+	return &statusReader{gate: g, lookups: c}
+}
+
+// SaleStatus implements grpcapi.StatusReader.
+func (r *statusReader) SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (sale.State, int32, bool, error) {
+	st, loaded, err := r.gate.Status(ctx, sl.ID, now)
+	if err != nil || !loaded {
+		return 0, 0, false, err
+	}
+	result := "miss"
+	if st.CacheHit {
+		result = "hit"
+	}
+	r.lookups.WithLabelValues(result).Inc()
+	return st.State, st.Remaining, true, nil
+}
+
+// SoldOut implements order.StatusCache.
+func (r *statusReader) SoldOut(ctx context.Context, saleID uuid.UUID) bool {
+	st, loaded, err := r.gate.Status(ctx, saleID, now())
+	return err == nil && loaded && st.State == sale.StateSoldOut
+}
+
+// Reconcile implements grpcapi.Reconciler.
+func (p *orderPath) Reconcile(ctx context.Context, saleID uuid.UUID) (int, int, error) {
+	return p.service.Reconcile(ctx, saleID)
+}

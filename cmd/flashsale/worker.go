@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/postgres"
+)
+
+// worker writes queued orders (ORDER_MODE=queue) to PostgreSQL with
+// ORDERS_WORKER_CONCURRENCY consumers (at least one) until interrupted.
+func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.OrderMode() != config.OrderModeQueue {
+		return errors.New("worker: set ORDER_MODE=queue (or ORDERS_USE_QUEUE=true); other modes have no queue")
+	}
+	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	n := max(1, cfg.OrdersWorkerConcurrency)
+	log.Info("order workers running", "workers", n)
+	<-p.runWorkers(ctx, store, n, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	return nil
+}
+
+// reconcile rebuilds the gate state of one sale, or of every open sale,
+// from PostgreSQL (after a Redis loss, say).
+func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []string, out io.Writer) error {
+	if cfg.OrderMode() == config.OrderModeDirect {
+		return errors.New("reconcile: ORDER_MODE=direct keeps no gate state")
+	}
+	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if len(args) == 0 {
+		if err := p.service.ReconcileOpen(ctx, store); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "reconciled every open sale")
+		return nil
+	}
+	id, err := uuid.Parse(args[0])
+	if err != nil {
+		return fmt.Errorf("reconcile: %q is not a sale id", args[0])
+	}
+	remaining, buyers, err := p.service.Reconcile(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "sale %s: %d left, %d buyers\n", id, remaining, buyers)
+	return nil
+}
