@@ -25,7 +25,7 @@ const statusCacheTTL = time.Minute
 
 // saleKeys are the keys of one sale; they share the hash tag {sale:<id>}.
 type saleKeys struct {
-	meta, stock, buyers, rejected, status, stream string
+	meta, stock, buyers, rejected, status, stream, released string
 }
 
 func (c *Client) saleKeys(saleID uuid.UUID) saleKeys {
@@ -37,6 +37,7 @@ func (c *Client) saleKeys(saleID uuid.UUID) saleKeys {
 		rejected: p + "rejected",
 		status:   p + "status",
 		stream:   p + "stream",
+		released: p + "released",
 	}
 }
 
@@ -88,10 +89,14 @@ publish(KEYS[5], s, tonumber(m[3]), m[1], m[2], m[4])
 return 1
 `)
 
-// releaseScript: KEYS meta, stock, buyers, status; ARGV user, order, forget.
+// releaseScript: KEYS meta, stock, buyers, status, released; ARGV user,
+// order, forget. An order is released at most once (the released set), so a
+// worker replaying an entry whose ack was lost cannot hand out a unit twice.
 var releaseScript = rueidis.NewLuaScript(luaPublish + `
 local m = redis.call('HMGET', KEYS[1], 'starts_us', 'ends_us', 'step', 'expire_ms')
 if not m[1] then return 0 end
+if redis.call('SADD', KEYS[5], ARGV[2]) == 0 then return 0 end
+redis.call('PEXPIREAT', KEYS[5], m[4])
 local s = redis.call('INCR', KEYS[2])
 if ARGV[3] == '1' and redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[3], ARGV[1])
@@ -200,8 +205,8 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, er
 
 // Release gives back the unit the admitted order o took (INCR stock). With
 // forget it also drops the user's admission, but only while it is o's, so
-// the user may try again. Release does not check that o still holds a unit:
-// call it at most once per admitted order. Reject does not give the unit
+// the user may try again. Releasing the same order again does nothing, so a
+// replayed release cannot hand out a unit twice. Reject does not give the unit
 // back; a worker that rejects an order whose unit should return calls Release
 // (without forget) as well. When the gate holds no state for the sale,
 // Release does nothing: the next Load or Reconcile recomputes the stock.
@@ -212,7 +217,7 @@ func (g *Gate) Release(ctx context.Context, o order.Order, forget bool) error {
 		f = "1"
 	}
 	err := releaseScript.Exec(ctx, g.c.rc,
-		[]string{k.meta, k.stock, k.buyers, k.status},
+		[]string{k.meta, k.stock, k.buyers, k.status, k.released},
 		[]string{o.UserID.String(), o.ID.String(), f}).Error()
 	if err != nil {
 		return fmt.Errorf("gate release: %w", err)

@@ -227,20 +227,33 @@ func TestGateRelease(t *testing.T) {
 	}
 	mustAdmit(t, g, attempt(sl, a.Order.UserID), order.DeniedAlreadyAdmitted)
 
-	// Forget with another order's id leaves the admission alone.
-	mustAdmit(t, g, attempt(sl, newID()), order.Admitted) // stock back to 0
-	other := a.Order
+	// Releasing the same order again (a replay) gives nothing more back.
+	if err := g.Release(t.Context(), a.Order, true); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if got, want := remaining(t, g, sl.ID), int32(1); got != want {
+		t.Errorf("Remaining after a second Release = %d, want %d", got, want)
+	}
+	mustAdmit(t, g, attempt(sl, a.Order.UserID), order.DeniedAlreadyAdmitted)
+
+	// Forget with another order's id gives its unit back but leaves the
+	// user's admission alone.
+	b := attempt(sl, newID())
+	mustAdmit(t, g, b, order.Admitted) // stock 0
+	other := b.Order
 	other.ID = newID()
 	if err := g.Release(t.Context(), other, true); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	mustAdmit(t, g, attempt(sl, a.Order.UserID), order.DeniedAlreadyAdmitted)
+	mustAdmit(t, g, attempt(sl, b.Order.UserID), order.DeniedAlreadyAdmitted)
 
 	// Forget with the admitted order: the user may try again.
-	if err := g.Release(t.Context(), a.Order, true); err != nil {
+	c := attempt(sl, newID())
+	mustAdmit(t, g, c, order.Admitted)
+	if err := g.Release(t.Context(), c.Order, true); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	mustAdmit(t, g, attempt(sl, a.Order.UserID), order.Admitted)
+	mustAdmit(t, g, attempt(sl, c.Order.UserID), order.Admitted)
 
 	// Not loaded: nothing to give back, no error.
 	if err := g.Release(t.Context(), attempt(openSale(), newID()).Order, true); err != nil {
