@@ -20,7 +20,7 @@ GENERATED := gen $(SQLC_OUT)
 # recipe, which `eval "$(...)"` alone would not.
 DEV_ENV = dev_env=$$(scripts/dev-services.sh env) && eval "$$dev_env"
 
-.PHONY: help run test build services services-stop generate third_party verify breaking
+.PHONY: help run test build services services-stop generate third_party verify breaking browser bench
 
 help: ## Show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -36,12 +36,30 @@ run: ## Start PostgreSQL and Redis if needed, migrate, load demo data, serve on 
 
 # Tests create their own databases on TEST_DATABASE_URL's server; CI=true (passed through from the
 # environment) turns a missing service into a failure instead of a skip.
-test: ## Start PostgreSQL and Redis if needed, run all tests with the race detector
+test: browser ## Start PostgreSQL and Redis if needed, run all tests with the race detector
 	@$(DEV_ENV); \
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# The browser tests (cmd/flashsale/browser_test.go) drive Debian's chromium headless; without it
+# they skip, or fail under CI=true.
+browser: ## Install Chromium for the browser tests if missing (apt-get, as root)
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "browser: installing chromium with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "browser: /usr/bin/chromium is missing; the browser tests will skip (fail under CI=true)." >&2; \
+		echo "browser: install it with: sudo apt-get install -y chromium" >&2; \
+	fi
+
 build: ## Build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
+
+# Order modes the benchmark covers.
+BENCH_MODES ?= direct sync queue
+
+bench: ## Start the server on private PostgreSQL and Redis in each of BENCH_MODES, run the load scenarios, write docs/benchmarks.md
+	BENCH_MODES="$(BENCH_MODES)" scripts/bench.sh
 
 services: ## Start PostgreSQL and Redis if needed and print their settings as export lines
 	@scripts/dev-services.sh env

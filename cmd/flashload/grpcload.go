@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/bojand/ghz/runner"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+)
+
+// Operations a run can drive.
+const (
+	opOrder  = "order"
+	opStatus = "status"
+	opHealth = "health"
+)
+
+// load is one stream of calls of a single op.
+type load struct {
+	op          string
+	concurrency int
+	connections int
+	requests    int // 0: until duration
+	duration    time.Duration
+	rate        int
+	warmup      int
+	timeout     time.Duration
+	// users are the customers orders are placed as; pick chooses the
+	// index of request number n's user (order only).
+	users []user
+	pick  func(n int64) int
+	// tried and flags are per user: whether it sent a request, and which
+	// classes of answer it got (REST only, which can attribute them).
+	tried  []atomic.Bool
+	flags  []atomic.Uint32
+	target target
+	rec    *recorder
+}
+
+// protoset is the descriptor set ghz needs, built from the compiled-in
+// descriptors so neither proto files nor server reflection are needed.
+func protoset() ([]byte, error) {
+	set := &descriptorpb.FileDescriptorSet{}
+	seen := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		imps := fd.Imports()
+		for i := range imps.Len() {
+			add(imps.Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	}
+	add(flashsalev1.File_flashsale_v1_order_proto)
+	add(flashsalev1.File_flashsale_v1_flash_sale_proto)
+	add(healthpb.File_grpc_health_v1_health_proto)
+	return proto.Marshal(set)
+}
+
+// captureCodec is the proto codec that also hands every PlaceOrder
+// response to the recorder, so the harness learns the acknowledged order
+// ids although ghz keeps responses to itself.
+type captureCodec struct {
+	encoding.CodecV2
+	rec *recorder
+}
+
+func (c captureCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if err := c.CodecV2.Unmarshal(data, v); err != nil {
+		return err
+	}
+	var res flashsalev1.PlaceOrderResponse
+	if err := proto.Unmarshal(data.Materialize(), &res); err == nil && res.GetOrder().GetId() != "" {
+		c.rec.ack(res.GetOrder().GetId(), res.GetOrder().GetUserId())
+	}
+	return nil
+}
+
+// classifyGRPC names a call's outcome (code and ErrorInfo reason) and its
+// class; transport is true for errors that never reached the service.
+func classifyGRPC(err error) (outcome, class string, transport bool) {
+	if err == nil {
+		return "OK", classOK, false
+	}
+	st := status.Convert(err)
+	outcome = st.Code().String()
+	var reason string
+	var retry bool
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			reason = d.GetReason()
+		case *errdetails.RetryInfo:
+			retry = true
+		}
+	}
+	if reason != "" {
+		outcome += "/" + reason
+	}
+	switch st.Code() {
+	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.InvalidArgument,
+		codes.PermissionDenied, codes.Unauthenticated, codes.OutOfRange:
+		return outcome, classRejected, false
+	case codes.ResourceExhausted:
+		return outcome, classThrottled, false
+	}
+	if retry {
+		return outcome, classThrottled, false
+	}
+	transport = reason == "" && len(st.Details()) == 0 &&
+		(st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled || st.Code() == codes.Unknown)
+	return outcome, classAmbiguous, transport
+}
+
+// runGRPC drives l with ghz's runner against addr and returns how long it
+// took and how many calls failed in transport.
+func runGRPC(addr string, l load, set []byte) (time.Duration, int64, error) {
+	var call string
+	var data any
+	switch l.op {
+	case opOrder:
+		call, data = "flashsale.v1.OrderService.PlaceOrder", map[string]any{"product_id": l.target.ProductID}
+	case opStatus:
+		call, data = "flashsale.v1.FlashSaleService.GetSaleStatus", map[string]any{"product_id": l.target.ProductID}
+	case opHealth:
+		call, data = "grpc.health.v1.Health.Check", map[string]any{}
+	default:
+		return 0, 0, fmt.Errorf("unknown op %q", l.op)
+	}
+	var transportErrs atomic.Int64
+	callOpts := []grpc.CallOption{
+		grpc.OnFinish(func(err error) {
+			outcome, class, transport := classifyGRPC(err)
+			if transport {
+				transportErrs.Add(1)
+			}
+			msg := ""
+			if err != nil {
+				msg = status.Convert(err).Message()
+			}
+			l.rec.record(outcome, class, "", msg, 0)
+		}),
+	}
+	if l.op == opOrder {
+		callOpts = append(callOpts, grpc.ForceCodecV2(captureCodec{CodecV2: encoding.GetCodecV2("proto"), rec: l.rec}))
+	}
+	n := l.requests
+	if n <= 0 {
+		n = math.MaxInt32
+	}
+	opts := []runner.Option{
+		runner.WithProtosetBinary(set),
+		runner.WithInsecure(true),
+		runner.WithConcurrency(uint(l.concurrency)),
+		runner.WithConnections(uint(max(1, min(l.connections, l.concurrency)))),
+		runner.WithTotalRequests(uint(n)),
+		runner.WithRPS(uint(l.rate)),
+		runner.WithSkipFirst(uint(l.warmup)),
+		runner.WithTimeout(l.timeout),
+		runner.WithDurationStopAction("wait"),
+		runner.WithData(data),
+		runner.WithDisableTemplateFuncs(true),
+		runner.WithDisableTemplateData(true),
+		runner.WithDefaultCallOptions(callOpts),
+	}
+	if l.op == opOrder {
+		opts = append(opts, runner.WithMetadataProvider(func(cd *runner.CallData) (*metadata.MD, error) {
+			i := l.pick(cd.RequestNumber)
+			l.tried[i].Store(true)
+			md := metadata.Pairs("authorization", "Bearer "+l.users[i].Token)
+			return &md, nil
+		}))
+	}
+	cfg, err := runner.NewConfig(call, addr, opts...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("ghz config: %w", err)
+	}
+	req, err := runner.NewRequester(cfg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("ghz: %w", err)
+	}
+	done := make(chan struct{})
+	if l.duration > 0 {
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(l.duration):
+				// Stop panics if Run has just returned; then there is
+				// nothing left to stop.
+				defer func() { _ = recover() }()
+				req.Stop(runner.ReasonTimeout)
+			}
+		}()
+	}
+	report, err := req.Run()
+	close(done)
+	if err != nil && report == nil {
+		return 0, 0, fmt.Errorf("ghz run: %w", err)
+	}
+	lat := make([]time.Duration, 0, len(report.Details))
+	for _, d := range report.Details {
+		lat = append(lat, d.Latency)
+	}
+	l.rec.mu.Lock()
+	l.rec.latencies = lat
+	l.rec.mu.Unlock()
+	return report.Total, transportErrs.Load(), nil
+}

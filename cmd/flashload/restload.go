@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Per-user answer flags, REST.
+const (
+	flagOK uint32 = 1 << iota
+	flagRefused
+	flagAmbiguous
+)
+
+// newHTTPClient is tuned for load: as many idle connections to the one
+// host as there are concurrent callers, so none is reopened per call.
+func newHTTPClient(concurrency int, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        concurrency,
+			MaxIdleConnsPerHost: concurrency,
+			MaxConnsPerHost:     0,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// restError is grpc-gateway's error body.
+type restError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Details []struct {
+		Type   string `json:"@type"`
+		Reason string `json:"reason"`
+	} `json:"details"`
+}
+
+// classifyREST names an answer (HTTP status and ErrorInfo reason) and its
+// class.
+func classifyREST(code int, body []byte) (outcome, class, msg string) {
+	outcome = strconv.Itoa(code)
+	if code/100 == 2 {
+		return outcome, classOK, ""
+	}
+	var e restError
+	if json.Unmarshal(body, &e) == nil {
+		msg = e.Message
+		for _, d := range e.Details {
+			if d.Reason != "" {
+				outcome += "/" + d.Reason
+				break
+			}
+		}
+	} else {
+		msg = string(body)
+	}
+	switch {
+	case code == http.StatusTooManyRequests || (code == http.StatusServiceUnavailable && outcome != "503"):
+		return outcome, classThrottled, msg
+	case code/100 == 4:
+		return outcome, classRejected, msg
+	}
+	return outcome, classAmbiguous, msg
+}
+
+// runREST drives l with a pool of goroutines sharing one tuned client and
+// returns how long it took and how many calls failed in transport.
+func runREST(ctx context.Context, base string, l load) (time.Duration, int64, error) {
+	var method, path string
+	var body []byte
+	switch l.op {
+	case opOrder:
+		method, path, body = http.MethodPost, "/v1/products/"+l.target.ProductID+"/orders", []byte("{}")
+	case opStatus:
+		method, path = http.MethodGet, "/v1/products/"+l.target.ProductID+"/sale-status"
+	case opHealth:
+		method, path = http.MethodGet, "/healthz"
+	default:
+		return 0, 0, fmt.Errorf("unknown op %q", l.op)
+	}
+	url := base + path
+	client := newHTTPClient(l.concurrency, l.timeout)
+	defer client.CloseIdleConnections()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if l.duration > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, l.duration)
+		defer c2()
+	}
+	var next atomic.Int64
+	var transportErrs atomic.Int64
+	var interval time.Duration
+	if l.rate > 0 {
+		interval = time.Second / time.Duration(l.rate)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range l.concurrency {
+		wg.Go(func() {
+			buf := make([]byte, 0, 4096)
+			for ctx.Err() == nil {
+				n := next.Add(1) - 1
+				if l.requests > 0 && n >= int64(l.requests) {
+					return
+				}
+				if interval > 0 {
+					due := start.Add(time.Duration(n) * interval)
+					if d := time.Until(due); d > 0 {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(d):
+						}
+					}
+				}
+				// A call started is finished even if the run's time is up,
+				// so no answer is lost.
+				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), method, url, bytes.NewReader(body))
+				userIdx := -1
+				userID := ""
+				if l.op == opOrder {
+					userIdx = l.pick(n)
+					l.tried[userIdx].Store(true)
+					userID = l.users[userIdx].ID
+					req.Header.Set("Authorization", "Bearer "+l.users[userIdx].Token)
+					req.Header.Set("Content-Type", "application/json")
+				}
+				t0 := time.Now()
+				res, err := client.Do(req)
+				var code int
+				if err == nil {
+					buf, err = readAll(res.Body, buf[:0])
+					res.Body.Close()
+					code = res.StatusCode
+				}
+				lat := time.Since(t0)
+				if int(n) < l.warmup {
+					lat = 0 // recorded, but not in the latency figures
+				}
+				var outcome, class, msg string
+				if err != nil {
+					transportErrs.Add(1)
+					outcome, class, msg = "transport", classAmbiguous, transportReason(err)
+				} else {
+					outcome, class, msg = classifyREST(code, buf)
+				}
+				l.rec.record(outcome, class, userID, msg, max(lat, 0))
+				if userIdx >= 0 {
+					switch class {
+					case classOK:
+						l.flags[userIdx].Or(flagOK)
+						var r struct {
+							Order struct {
+								ID     string `json:"id"`
+								UserID string `json:"userId"`
+							} `json:"order"`
+						}
+						if json.Unmarshal(buf, &r) == nil && r.Order.ID != "" {
+							l.rec.ack(r.Order.ID, r.Order.UserID)
+						}
+					case classRejected, classThrottled:
+						l.flags[userIdx].Or(flagRefused)
+					default:
+						l.flags[userIdx].Or(flagAmbiguous)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), transportErrs.Load(), nil
+}
+
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func transportReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout: " + err.Error()
+	}
+	return err.Error()
+}

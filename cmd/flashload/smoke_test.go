@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/internal/postgres/pgtest"
+)
+
+// freeAddr returns a loopback address no one listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServer builds ./cmd/flashsale and runs it against databaseURL,
+// returning its gRPC and REST addresses once /readyz answers.
+func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "flashsale")
+	build := exec.Command("go", "build", "-o", bin, "github.com/flashsale/flashsale/cmd/flashsale")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/flashsale: %v\n%s", err, out)
+	}
+	grpcAddr, httpAddr = freeAddr(t), freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+databaseURL,
+		"REDIS_URL="+cmp.Or(os.Getenv("TEST_REDIS_URL"), "redis://127.0.0.1:6379/0"),
+		"GRPC_ADDR="+grpcAddr, "HTTP_ADDR="+httpAddr,
+		"AUTH_JWT_SECRET="+smokeSecret,
+		"ADMIN_EMAIL="+smokeAdmin, "ADMIN_PASSWORD="+smokePassword,
+		"ORDER_MODE=direct", "RL_DISABLED=true", "LOG_LEVEL=warn",
+	)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return grpcAddr, httpAddr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready after 20s (last error %v); log:\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+const (
+	smokeSecret   = "flashload-smoke-test-secret-0123456789abcdef"
+	smokeAdmin    = "admin@example.com"
+	smokePassword = "admin-password-123"
+)
+
+func TestSmoke(t *testing.T) {
+	databaseURL := pgtest.NewDatabase(t)
+	grpcAddr, httpAddr := startServer(t, databaseURL)
+
+	runs := []struct {
+		name string
+		args []string
+	}{
+		{"grpc distinct registered", []string{"--transport", "grpc", "--mode", "distinct", "--stock", "20", "--users", "40", "--concurrency", "8"}},
+		{"rest distinct minted twice", []string{"--transport", "rest", "--mode", "distinct", "--stock", "30", "--users", "60", "--times", "2", "--concurrency", "8", "--jwt-secret", smokeSecret}},
+		{"grpc same-user", []string{"--transport", "grpc", "--mode", "same-user", "--stock", "5", "--duration", "1s", "--concurrency", "8"}},
+		{"rest mixed", []string{"--transport", "rest", "--mode", "mixed", "--stock", "10", "--users", "30", "--duration", "1s", "--concurrency", "8", "--jwt-secret", smokeSecret}},
+	}
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "summary.json")
+			args := append([]string{
+				"--grpc", grpcAddr, "--http", httpAddr, "--database-url", databaseURL,
+				"--admin-email", smokeAdmin, "--admin-password", smokePassword,
+				"--ceiling", "500ms", "--progress", "0", "--out", out,
+			}, r.args...)
+			var stdout bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := run(ctx, args, &stdout); err != nil {
+				t.Fatalf("run: %v\n%s", err, stdout.String())
+			}
+			t.Log(stdout.String())
+			if !strings.Contains(stdout.String(), "invariants: all hold") {
+				t.Errorf("report lacks %q:\n%s", "invariants: all hold", stdout.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatalf("summary: %v\n%s", err, b)
+			}
+			// The shape, as raw JSON keys, so a renamed field is caught.
+			var raw map[string]any
+			json.Unmarshal(b, &raw)
+			for _, k := range []string{"name", "transport", "mode", "ops", "rps", "ceiling", "ratioToCeiling", "clientCpu", "verify", "setup"} {
+				if _, ok := raw[k]; !ok {
+					t.Errorf("summary lacks key %q", k)
+				}
+			}
+			if !s.Verify.Checked || len(s.Verify.Violations) != 0 {
+				t.Errorf("verify = %+v, want checked with no violations", s.Verify)
+			}
+			if s.Ceiling == nil || s.Ceiling.OK == 0 || s.Ratio <= 0 {
+				t.Errorf("ceiling = %+v, ratio %v; want health calls and a positive ratio", s.Ceiling, s.Ratio)
+			}
+			var order *OpSummary
+			for i := range s.Ops {
+				if s.Ops[i].Op == opOrder {
+					order = &s.Ops[i]
+				}
+			}
+			if order == nil {
+				t.Fatalf("ops = %+v, want an order op", s.Ops)
+			}
+			if order.OK == 0 || order.LatencyMS.P50 <= 0 || order.LatencyMS.Max < order.LatencyMS.P99 {
+				t.Errorf("order op = %+v, want successes and ordered latencies", order)
+			}
+			if got, want := int64(s.Verify.OrdersInDB), order.OK; got != want {
+				t.Errorf("orders in db = %d, want %d (acknowledged)", got, want)
+			}
+			if sum := sumOutcomes(order.Outcomes); sum != int(order.Calls) {
+				t.Errorf("outcomes add up to %d, want %d calls: %v", sum, order.Calls, order.Outcomes)
+			}
+			if s.Mode == "distinct" && s.Verify.OrdersInDB != s.Stock {
+				t.Errorf("distinct run sold %d, want the whole stock %d", s.Verify.OrdersInDB, s.Stock)
+			}
+			if s.Mode == "same-user" && s.Verify.OrdersInDB != 1 {
+				t.Errorf("same-user run sold %d, want 1", s.Verify.OrdersInDB)
+			}
+			if _, err := os.Stat(strings.TrimSuffix(out, ".json") + ".errors.csv"); err != nil {
+				t.Errorf("errors csv: %v", err)
+			}
+		})
+	}
+}
+
+func sumOutcomes(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench.sh is `make bench`: for each order mode in BENCH_MODES (default: direct sync queue) it starts
+# bin/flashsale on a fresh database (flashsale_bench_<mode>) on the dev PostgreSQL, runs the standard
+# scenarios with bin/flashload over gRPC and over REST, stops the server, and renders
+# docs/benchmarks.md from the JSON summaries (kept under .bench/, with a CSV of every non-success
+# response per run).
+#
+#   BENCH_MODES="direct sync queue" scripts/bench.sh
+#   BENCH_DURATION=20s  caps each timed scenario (rush and write-bound stop earlier when every user tried)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+modes=${BENCH_MODES:-direct sync queue}
+duration=${BENCH_DURATION:-20s}
+short=${BENCH_SHORT_DURATION:-10s}
+concurrency=${BENCH_CONCURRENCY:-100}
+out=.bench
+secret=flashload-bench-secret-0123456789abcdef0123
+admin_email=bench-admin@example.com
+admin_password=bench-admin-password
+scenarios=(rush same-user write-bound status ceiling)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+dev_env=$(scripts/dev-services.sh env)
+eval "$dev_env"
+admin_url=$TEST_DATABASE_URL
+url_with_db() { sed -E "s#^([a-z]+://[^/?]*)(/[^?]*)?#\1/$2#" <<<"$1"; }
+
+log "building bin/flashsale and bin/flashload"
+go build -o bin/ ./cmd/flashsale ./cmd/flashload
+
+rm -rf "$out"
+mkdir -p "$out"
+
+server_pid=
+stop_server() {
+	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid"
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	server_pid=
+}
+trap stop_server EXIT
+
+i=0
+failed=0
+for mode in $modes; do
+	db=flashsale_bench_$mode
+	database_url=$(url_with_db "$DATABASE_URL" "$db")
+	grpc_addr=127.0.0.1:$((19090 + i))
+	http_addr=127.0.0.1:$((18080 + i))
+	i=$((i + 1))
+
+	log "mode $mode: fresh database $db"
+	psql "$admin_url" -Xq -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >&2
+	DATABASE_URL=$database_url AUTH_JWT_SECRET=$secret bin/flashsale migrate >&2
+
+	mkdir -p "$out/$mode"
+	log "mode $mode: serving gRPC on $grpc_addr, REST on $http_addr (log: $out/$mode/server.log)"
+	# Rate limits off and only errors logged: the figures are the order path, not the access log.
+	DATABASE_URL=$database_url REDIS_URL=$REDIS_URL REDIS_KEY_PREFIX=bench-$mode-$$ ORDER_MODE=$mode \
+		RL_DISABLED=true LOG_LEVEL=${BENCH_LOG_LEVEL:-error} \
+		AUTH_JWT_SECRET=$secret ADMIN_EMAIL=$admin_email ADMIN_PASSWORD=$admin_password \
+		GRPC_ADDR=$grpc_addr HTTP_ADDR=$http_addr \
+		bin/flashsale serve >"$out/$mode/server.log" 2>&1 &
+	server_pid=$!
+	for ((t = 0; t < 300; t++)); do
+		curl -fsS "http://$http_addr/readyz" >/dev/null 2>&1 && break
+		kill -0 "$server_pid" 2>/dev/null || {
+			cat "$out/$mode/server.log" >&2
+			log "the server exited"
+			exit 1
+		}
+		sleep 0.1
+	done
+
+	common=(--grpc "$grpc_addr" --http "$http_addr" --database-url "$database_url"
+		--admin-email "$admin_email" --admin-password "$admin_password" --jwt-secret "$secret"
+		--concurrency "$concurrency" --progress 5s)
+	for transport in grpc rest; do
+		for scenario in "${scenarios[@]}"; do
+			case $scenario in
+			rush) args=(--mode distinct --stock 1000 --users 20000 --duration "$duration") ;;
+			same-user) args=(--mode same-user --stock 1000 --duration "$duration") ;;
+			write-bound) args=(--mode distinct --stock 100000 --users 100000 --duration "$duration") ;;
+			status) args=(--mode status --stock 1000 --duration "$short") ;;
+			ceiling) args=(--mode ceiling --duration "$short") ;;
+			esac
+			log "mode $mode: $scenario over $transport"
+			bin/flashload "${common[@]}" "${args[@]}" --transport "$transport" --name "$scenario" \
+				--out "$out/$mode/$scenario-$transport.json" || failed=1
+		done
+	done
+	stop_server
+done
+
+pg_version=$(psql "$admin_url" -XAtqc 'show server_version' 2>/dev/null || echo unknown)
+redis_version=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | sed -n 's/^redis_version:\(.*\)\r*$/\1/p' | tr -d '\r')
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+mem_gb=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+# The commit, read from .git without running git.
+commit=unknown
+if [[ -f .git/HEAD ]]; then
+	head=$(cat .git/HEAD)
+	if [[ $head == ref:* ]]; then
+		ref=${head#ref: }
+		head=$(cat ".git/$ref" 2>/dev/null || sed -n "s# $ref\$##p" .git/packed-refs 2>/dev/null || true)
+	fi
+	[[ -n $head ]] && commit=${head:0:12}
+fi
+os_name=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" || uname -sr)
+modes_json=$(printf '"%s",' $modes)
+scen_json=$(printf '"%s",' "${scenarios[@]}")
+cat >"$out/meta.json" <<JSON
+{
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "cpuModel": "${cpu_model:-unknown}",
+  "cores": "$(nproc)",
+  "memoryGb": "$mem_gb",
+  "os": "$os_name, $(uname -r)",
+  "go": "$(go version | cut -d' ' -f3-)",
+  "postgres": "$pg_version",
+  "redis": "${redis_version:-unknown}",
+  "commit": "$commit",
+  "modes": [${modes_json%,}],
+  "scenarios": [${scen_json%,}],
+  "notes": "Timed scenarios capped at $duration (status and ceiling $short); $concurrency concurrent callers; gRPC over one connection (ghz runner), REST with a net/http client keeping $concurrency connections."
+}
+JSON
+mkdir -p docs
+bin/flashload render --dir "$out" >docs/benchmarks.md
+log "wrote docs/benchmarks.md"
+if ((failed)); then
+	log "a run failed or broke an invariant; see above and docs/benchmarks.md"
+	exit 1
+fi
