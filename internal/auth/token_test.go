@@ -87,14 +87,12 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, claims jwt.Claims) string 
 // goodClaims are claims Tokens would issue at testStart; tests spoil one field.
 func goodClaims() tokenClaims {
 	return tokenClaims{
-		Role: RoleCustomer,
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    tokenIssuer,
-			Subject:   testUserID.String(),
-			Audience:  jwt.ClaimStrings{tokenAudience},
-			IssuedAt:  jwt.NewNumericDate(testStart),
-			ExpiresAt: jwt.NewNumericDate(testStart.Add(testTTL)),
-		},
+		Role:      RoleCustomer,
+		Issuer:    tokenIssuer,
+		Subject:   testUserID.String(),
+		Audience:  jwt.ClaimStrings{tokenAudience},
+		IssuedAt:  testStart.Unix(),
+		ExpiresAt: testStart.Add(testTTL).Unix(),
 	}
 }
 
@@ -134,9 +132,9 @@ func TestTokensParseRejects(t *testing.T) {
 		{"no issuer", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.Issuer = "" }))},
 		{"wrong audience", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.Audience = jwt.ClaimStrings{"other-api"} }))},
 		{"no audience", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.Audience = nil }))},
-		{"no expiry", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.ExpiresAt = nil }))},
-		{"expired", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.ExpiresAt = jwt.NewNumericDate(testStart) }))},
-		{"issued in the future", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.IssuedAt = jwt.NewNumericDate(testStart.Add(time.Hour)) }))},
+		{"no expiry", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.ExpiresAt = 0 }))},
+		{"expired", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.ExpiresAt = testStart.Unix() }))},
+		{"issued in the future", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.IssuedAt = testStart.Add(time.Hour).Unix() }))},
 		{"subject not a uuid", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.Subject = "alice" }))},
 		{"nil subject", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.Subject = uuid.Nil.String() }))},
 		{"unknown role", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c *tokenClaims) { c.Role = "root" }))},

@@ -29,8 +29,9 @@ const (
 // Store reads and writes users, products, sales and orders in PostgreSQL.
 // It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *dbsqlc.Queries
+	pool  *pgxpool.Pool
+	q     *dbsqlc.Queries
+	users *userLoader
 }
 
 // New connects a pool to databaseURL (a postgres:// URL or key=value DSN; pool
@@ -45,11 +46,13 @@ func New(ctx context.Context, databaseURL string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres connect: %w", err)
 	}
-	return &Store{pool: pool, q: dbsqlc.New(pool)}, nil
+	q := dbsqlc.New(pool)
+	return &Store{pool: pool, q: q, users: newUserLoader(q)}, nil
 }
 
 // Close waits for queries in flight and closes every connection.
 func (s *Store) Close() {
+	s.users.close()
 	s.pool.Close()
 }
 

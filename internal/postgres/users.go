@@ -45,16 +45,11 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, strin
 	return userFromRow(row), row.PasswordHash, nil
 }
 
-// UserByID returns the user with that id, or auth.ErrUserNotFound.
+// UserByID returns the user with that id, or auth.ErrUserNotFound. Every
+// authenticated call makes this lookup, so concurrent ones share a query
+// (see userLoader).
 func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
-	row, err := s.q.UserGet(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return auth.User{}, auth.ErrUserNotFound
-	}
-	if err != nil {
-		return auth.User{}, interpretError("user by id", err)
-	}
-	return userFromRow(row), nil
+	return s.users.load(ctx, id)
 }
 
 // UserUpsertAdmin makes sure an enabled admin with that email and password

@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/flashsale/flashsale/internal/auth"
@@ -137,5 +139,39 @@ func TestUserUpsertAdminPromotes(t *testing.T) {
 	}
 	if _, hash, err := s.UserByEmail(ctx, "carol@example.com"); err != nil || hash != "new" {
 		t.Errorf("UserByEmail hash = %q, %v, want %q, nil", hash, err, "new")
+	}
+}
+
+// TestUserByIDConcurrent: lookups made at once share queries but each gets
+// its own answer, the unknown ones auth.ErrUserNotFound.
+func TestUserByIDConcurrent(t *testing.T) {
+	s := newStore(t)
+	known := make([]auth.User, 100)
+	for i := range known {
+		known[i] = mustUser(t, s)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(known))
+	for _, u := range known {
+		wg.Go(func() {
+			<-start
+			got, err := s.UserByID(t.Context(), u.ID)
+			if err != nil || got.ID != u.ID || got.Email != u.Email {
+				errs <- fmt.Errorf("UserByID(%s) = %v, %v; want %v", u.ID, got, err, u)
+			}
+		})
+		wg.Go(func() {
+			<-start
+			if _, err := s.UserByID(t.Context(), newID()); !errors.Is(err, auth.ErrUserNotFound) {
+				errs <- fmt.Errorf("UserByID(unknown) error = %v, want ErrUserNotFound", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

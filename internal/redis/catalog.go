@@ -1,10 +1,13 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,7 +46,20 @@ const (
 type Catalog struct {
 	store CatalogStore
 	cache *Cache
+
+	// decoded keeps the last decoded value per key, so a hot read that the
+	// client-side cache serves skips the JSON decoding as well.
+	decoded  sync.Map // key -> *decodedEntry
+	nDecoded atomic.Int64
 }
+
+type decodedEntry struct {
+	raw []byte
+	val any
+}
+
+// maxDecoded bounds the decoded values kept; past it they are dropped.
+const maxDecoded = 10_000
 
 // NewCatalog returns the cached catalog over store.
 func NewCatalog(store CatalogStore, cache *Cache) *Catalog {
@@ -82,7 +98,8 @@ func get[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, 
 	if err != nil {
 		return out, err
 	}
-	raw, found, err := c.cache.Get(ctx, "catalog:"+ver+":"+key, ttl, notFoundTTL, func(ctx context.Context) ([]byte, bool, error) {
+	key = "catalog:" + ver + ":" + key
+	raw, found, err := c.cache.Get(ctx, key, ttl, notFoundTTL, func(ctx context.Context) ([]byte, bool, error) {
 		v, err := load(ctx)
 		if notFound != nil && errors.Is(err, notFound) {
 			return nil, false, nil
@@ -99,9 +116,17 @@ func get[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, 
 	if !found {
 		return out, notFound
 	}
+	if e, ok := c.decoded.Load(key); ok && bytes.Equal(e.(*decodedEntry).raw, raw) {
+		return e.(*decodedEntry).val.(T), nil // shared: callers only read it
+	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return out, fmt.Errorf("catalog %s: %w", key, err)
 	}
+	if c.nDecoded.Add(1) > maxDecoded {
+		c.decoded.Clear()
+		c.nDecoded.Store(0)
+	}
+	c.decoded.Store(key, &decodedEntry{raw: raw, val: out})
 	return out, nil
 }
 

@@ -6,9 +6,6 @@ RETURNING *;
 -- name: UserGetByEmail :one
 SELECT * FROM users WHERE email = lower(@email);
 
--- name: UserGet :one
-SELECT * FROM users WHERE id = @id;
-
 -- UserUpsertAdmin creates the admin, or promotes and re-enables the existing
 -- account with that email and sets its password. The id is used only on create.
 -- name: UserUpsertAdmin :one
@@ -22,3 +19,7 @@ RETURNING *;
 
 -- name: UserSetDisabled :execrows
 UPDATE users SET disabled = @disabled WHERE id = @id;
+
+-- UsersGet loads many users in one round trip (the batched UserByID).
+-- name: UsersGet :many
+SELECT * FROM users WHERE id = ANY(@ids::uuid[]);

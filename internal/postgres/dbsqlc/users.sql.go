@@ -45,24 +45,6 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 	return i, err
 }
 
-const userGet = `-- name: UserGet :one
-SELECT id, email, password_hash, role, disabled, created_at FROM users WHERE id = $1
-`
-
-func (q *Queries) UserGet(ctx context.Context, id uuid.UUID) (User, error) {
-	row := q.db.QueryRow(ctx, userGet, id)
-	var i User
-	err := row.Scan(
-		&i.ID,
-		&i.Email,
-		&i.PasswordHash,
-		&i.Role,
-		&i.Disabled,
-		&i.CreatedAt,
-	)
-	return i, err
-}
-
 const userGetByEmail = `-- name: UserGetByEmail :one
 SELECT id, email, password_hash, role, disabled, created_at FROM users WHERE email = lower($1)
 `
@@ -128,4 +110,36 @@ func (q *Queries) UserUpsertAdmin(ctx context.Context, arg UserUpsertAdminParams
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const usersGet = `-- name: UsersGet :many
+SELECT id, email, password_hash, role, disabled, created_at FROM users WHERE id = ANY($1::uuid[])
+`
+
+// UsersGet loads many users in one round trip (the batched UserByID).
+func (q *Queries) UsersGet(ctx context.Context, ids []uuid.UUID) ([]User, error) {
+	rows, err := q.db.Query(ctx, usersGet, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []User
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.ID,
+			&i.Email,
+			&i.PasswordHash,
+			&i.Role,
+			&i.Disabled,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
