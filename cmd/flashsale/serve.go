@@ -101,6 +101,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		Ready:    orders.ready(store),
 		Gatherer: reg,
 		Log:      log,
+		Pprof:    cfg.DebugPprof,
 		UI:       web.Handler(),
 	})
 	if err != nil {

@@ -96,6 +96,9 @@ type Config struct {
 	RLUserOrderRefill   float64 `env:"RL_USER_ORDER_REFILL" envDefault:"1"`
 
 	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
+	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTP_ADDR,
+	// for profiling under load; keep it off where the port is public.
+	DebugPprof bool `env:"DEBUG_PPROF"`
 	ShutdownTimeoutSeconds   int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 }
 
@@ -212,7 +215,7 @@ func (c Config) OrderMode() OrderMode {
 	case c.OrdersUseQueue:
 		return OrderModeQueue
 	case c.OrderModeSetting == "":
-		return OrderModeDirect
+		return OrderModeSync
 	default:
 		return OrderMode(c.OrderModeSetting)
 	}

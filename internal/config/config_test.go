@@ -66,8 +66,8 @@ func TestLoadFromDefaults(t *testing.T) {
 			t.Errorf("%s() = %v, want %v", d.name, d.got, d.want)
 		}
 	}
-	if got := got.OrderMode(); got != OrderModeDirect {
-		t.Errorf("OrderMode() = %q, want %q", got, OrderModeDirect)
+	if got := got.OrderMode(); got != OrderModeSync {
+		t.Errorf("OrderMode() = %q, want %q", got, OrderModeSync)
 	}
 	if got := got.SlogLevel(); got != slog.LevelInfo {
 		t.Errorf("SlogLevel() = %v, want %v", got, slog.LevelInfo)
@@ -147,7 +147,7 @@ func TestLoadFromOrderMode(t *testing.T) {
 		want           OrderMode
 		wantErr        string // substring; empty means no error
 	}{
-		{"", "", OrderModeDirect, ""},
+		{"", "", OrderModeSync, ""},
 		{"direct", "", OrderModeDirect, ""},
 		{"sync", "", OrderModeSync, ""},
 		{"queue", "", OrderModeQueue, ""},

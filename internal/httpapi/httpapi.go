@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -44,6 +45,8 @@ type Deps struct {
 	Log      *slog.Logger
 	// UI, when set, is served at / for paths the API does not own.
 	UI http.Handler
+	// Pprof serves the runtime profiles under /debug/pprof/.
+	Pprof bool
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -77,6 +80,11 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
 	})
+	if d.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if d.UI != nil {
 		mux.Handle("/", d.UI) // any method: "GET /" would conflict with "/v1/"
 	} else {
