@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -139,17 +140,70 @@ func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.Ge
 	if err := fe.err(); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	sales, err := s.sales.SalesByProduct(ctx, productID)
+	st, err := s.saleStatus(ctx, productID)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
+	}
+	return st, nil
+}
+
+// Pacing of WatchSaleStatus: how often it looks, and the longest it stays
+// silent (clients use server_time for their countdowns).
+const (
+	watchPoll      = 500 * time.Millisecond
+	watchHeartbeat = 5 * time.Second
+)
+
+func (s *flashSaleServer) WatchSaleStatus(req *flashsalev1.WatchSaleStatusRequest, stream grpc.ServerStreamingServer[flashsalev1.WatchSaleStatusResponse]) error {
+	ctx := stream.Context()
+	var fe fieldErrors
+	productID := parseID(&fe, "product_id", req.GetProductId())
+	if err := fe.err(); err != nil {
+		return toStatus(ctx, s.log, err)
+	}
+	var last *flashsalev1.GetSaleStatusResponse
+	var sentAt time.Time
+	tick := time.NewTicker(watchPoll)
+	defer tick.Stop()
+	for {
+		st, err := s.saleStatus(ctx, productID)
+		if err != nil {
+			return toStatus(ctx, s.log, err)
+		}
+		if last == nil || changed(last, st) || time.Since(sentAt) >= watchHeartbeat {
+			if err := stream.Send(&flashsalev1.WatchSaleStatusResponse{Status: st}); err != nil {
+				return err
+			}
+			last, sentAt = st, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// changed reports whether a watcher should hear about b after a.
+func changed(a, b *flashsalev1.GetSaleStatusResponse) bool {
+	return a.GetState() != b.GetState() || a.GetRemaining() != b.GetRemaining() || a.GetFlashSaleId() != b.GetFlashSaleId()
+}
+
+// saleStatus is the product's current sale (open now, else the next, else
+// the latest) and its state, from the gate's cached status when the sale is
+// open and the gate holds it, else from the product's stock.
+func (s *flashSaleServer) saleStatus(ctx context.Context, productID uuid.UUID) (*flashsalev1.GetSaleStatusResponse, error) {
+	sales, err := s.sales.SalesByProduct(ctx, productID)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	sl, ok := sale.Current(sales, now)
 	if !ok {
 		if _, err := s.sales.ProductGet(ctx, productID); err != nil {
-			return nil, toStatus(ctx, s.log, err)
+			return nil, err
 		}
-		return nil, toStatus(ctx, s.log, sale.ErrNotFound)
+		return nil, sale.ErrNotFound
 	}
 	state, remaining, ok := sale.State(0), int32(0), false
 	if s.status != nil && sl.OpenAt(now) {
@@ -161,7 +215,7 @@ func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.Ge
 	if !ok {
 		p, err := s.sales.ProductGet(ctx, productID)
 		if err != nil {
-			return nil, toStatus(ctx, s.log, err)
+			return nil, err
 		}
 		state, remaining = sl.StateAt(now, p.Quantity), p.Quantity
 	}

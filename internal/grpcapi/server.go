@@ -130,6 +130,7 @@ var methodAccess = map[string]access{
 	flashsalev1.FlashSaleService_GetFlashSale_FullMethodName:    public,
 	flashsalev1.FlashSaleService_ListFlashSales_FullMethodName:  public,
 	flashsalev1.FlashSaleService_GetSaleStatus_FullMethodName:   public,
+	flashsalev1.FlashSaleService_WatchSaleStatus_FullMethodName: public,
 	flashsalev1.OrderService_PlaceOrder_FullMethodName:          customer,
 	flashsalev1.OrderService_CheckOrder_FullMethodName:          customer,
 	flashsalev1.OrderService_ListOrders_FullMethodName:          customer,

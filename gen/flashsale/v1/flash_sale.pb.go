@@ -626,6 +626,96 @@ func (x *GetSaleStatusResponse) GetServerTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// WatchSaleStatusRequest names a product.
+type WatchSaleStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProductId     string                 `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSaleStatusRequest) Reset() {
+	*x = WatchSaleStatusRequest{}
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSaleStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSaleStatusRequest) ProtoMessage() {}
+
+func (x *WatchSaleStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSaleStatusRequest.ProtoReflect.Descriptor instead.
+func (*WatchSaleStatusRequest) Descriptor() ([]byte, []int) {
+	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchSaleStatusRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+// WatchSaleStatusResponse is one update.
+type WatchSaleStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *GetSaleStatusResponse `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSaleStatusResponse) Reset() {
+	*x = WatchSaleStatusResponse{}
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSaleStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSaleStatusResponse) ProtoMessage() {}
+
+func (x *WatchSaleStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSaleStatusResponse.ProtoReflect.Descriptor instead.
+func (*WatchSaleStatusResponse) Descriptor() ([]byte, []int) {
+	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchSaleStatusResponse) GetStatus() *GetSaleStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // ReconcileSaleRequest names a sale.
 type ReconcileSaleRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -636,7 +726,7 @@ type ReconcileSaleRequest struct {
 
 func (x *ReconcileSaleRequest) Reset() {
 	*x = ReconcileSaleRequest{}
-	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[9]
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +738,7 @@ func (x *ReconcileSaleRequest) String() string {
 func (*ReconcileSaleRequest) ProtoMessage() {}
 
 func (x *ReconcileSaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[9]
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +751,7 @@ func (x *ReconcileSaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileSaleRequest.ProtoReflect.Descriptor instead.
 func (*ReconcileSaleRequest) Descriptor() ([]byte, []int) {
-	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{9}
+	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReconcileSaleRequest) GetId() string {
@@ -684,7 +774,7 @@ type ReconcileSaleResponse struct {
 
 func (x *ReconcileSaleResponse) Reset() {
 	*x = ReconcileSaleResponse{}
-	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[10]
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +786,7 @@ func (x *ReconcileSaleResponse) String() string {
 func (*ReconcileSaleResponse) ProtoMessage() {}
 
 func (x *ReconcileSaleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[10]
+	mi := &file_flashsale_v1_flash_sale_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +799,7 @@ func (x *ReconcileSaleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileSaleResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileSaleResponse) Descriptor() ([]byte, []int) {
-	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{10}
+	return file_flashsale_v1_flash_sale_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReconcileSaleResponse) GetRemaining() int32 {
@@ -776,7 +866,12 @@ const file_flashsale_v1_flash_sale_proto_rawDesc = "" +
 	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x1c\n" +
 	"\tremaining\x18\x06 \x01(\x05R\tremaining\x12;\n" +
 	"\vserver_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"serverTime\"&\n" +
+	"serverTime\"7\n" +
+	"\x16WatchSaleStatusRequest\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tR\tproductId\"V\n" +
+	"\x17WatchSaleStatusResponse\x12;\n" +
+	"\x06status\x18\x01 \x01(\v2#.flashsale.v1.GetSaleStatusResponseR\x06status\"&\n" +
 	"\x14ReconcileSaleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"M\n" +
 	"\x15ReconcileSaleResponse\x12\x1c\n" +
@@ -787,12 +882,13 @@ const file_flashsale_v1_flash_sale_proto_rawDesc = "" +
 	"\x13SALE_STATE_UPCOMING\x10\x01\x12\x15\n" +
 	"\x11SALE_STATE_ACTIVE\x10\x02\x12\x14\n" +
 	"\x10SALE_STATE_ENDED\x10\x03\x12\x17\n" +
-	"\x13SALE_STATE_SOLD_OUT\x10\x042\x89\x05\n" +
+	"\x13SALE_STATE_SOLD_OUT\x10\x042\xa1\x06\n" +
 	"\x10FlashSaleService\x12z\n" +
 	"\x0fCreateFlashSale\x12$.flashsale.v1.CreateFlashSaleRequest\x1a%.flashsale.v1.CreateFlashSaleResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/flash-sales\x12s\n" +
 	"\fGetFlashSale\x12!.flashsale.v1.GetFlashSaleRequest\x1a\".flashsale.v1.GetFlashSaleResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/flash-sales/{id}\x12t\n" +
 	"\x0eListFlashSales\x12#.flashsale.v1.ListFlashSalesRequest\x1a$.flashsale.v1.ListFlashSalesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/flash-sales\x12\x87\x01\n" +
-	"\rGetSaleStatus\x12\".flashsale.v1.GetSaleStatusRequest\x1a#.flashsale.v1.GetSaleStatusResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/sale-status\x12\x83\x01\n" +
+	"\rGetSaleStatus\x12\".flashsale.v1.GetSaleStatusRequest\x1a#.flashsale.v1.GetSaleStatusResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/sale-status\x12\x95\x01\n" +
+	"\x0fWatchSaleStatus\x12$.flashsale.v1.WatchSaleStatusRequest\x1a%.flashsale.v1.WatchSaleStatusResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/products/{product_id}/sale-status:watch0\x01\x12\x83\x01\n" +
 	"\rReconcileSale\x12\".flashsale.v1.ReconcileSaleRequest\x1a#.flashsale.v1.ReconcileSaleResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/flash-sales/{id}:reconcileB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"
 
 var (
@@ -808,7 +904,7 @@ func file_flashsale_v1_flash_sale_proto_rawDescGZIP() []byte {
 }
 
 var file_flashsale_v1_flash_sale_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flashsale_v1_flash_sale_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_flashsale_v1_flash_sale_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_flashsale_v1_flash_sale_proto_goTypes = []any{
 	(SaleState)(0),                  // 0: flashsale.v1.SaleState
 	(*FlashSale)(nil),               // 1: flashsale.v1.FlashSale
@@ -820,41 +916,46 @@ var file_flashsale_v1_flash_sale_proto_goTypes = []any{
 	(*ListFlashSalesResponse)(nil),  // 7: flashsale.v1.ListFlashSalesResponse
 	(*GetSaleStatusRequest)(nil),    // 8: flashsale.v1.GetSaleStatusRequest
 	(*GetSaleStatusResponse)(nil),   // 9: flashsale.v1.GetSaleStatusResponse
-	(*ReconcileSaleRequest)(nil),    // 10: flashsale.v1.ReconcileSaleRequest
-	(*ReconcileSaleResponse)(nil),   // 11: flashsale.v1.ReconcileSaleResponse
-	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
+	(*WatchSaleStatusRequest)(nil),  // 10: flashsale.v1.WatchSaleStatusRequest
+	(*WatchSaleStatusResponse)(nil), // 11: flashsale.v1.WatchSaleStatusResponse
+	(*ReconcileSaleRequest)(nil),    // 12: flashsale.v1.ReconcileSaleRequest
+	(*ReconcileSaleResponse)(nil),   // 13: flashsale.v1.ReconcileSaleResponse
+	(*timestamppb.Timestamp)(nil),   // 14: google.protobuf.Timestamp
 }
 var file_flashsale_v1_flash_sale_proto_depIdxs = []int32{
-	12, // 0: flashsale.v1.FlashSale.starts_at:type_name -> google.protobuf.Timestamp
-	12, // 1: flashsale.v1.FlashSale.ends_at:type_name -> google.protobuf.Timestamp
+	14, // 0: flashsale.v1.FlashSale.starts_at:type_name -> google.protobuf.Timestamp
+	14, // 1: flashsale.v1.FlashSale.ends_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: flashsale.v1.FlashSale.state:type_name -> flashsale.v1.SaleState
-	12, // 3: flashsale.v1.FlashSale.created_at:type_name -> google.protobuf.Timestamp
-	12, // 4: flashsale.v1.CreateFlashSaleRequest.starts_at:type_name -> google.protobuf.Timestamp
-	12, // 5: flashsale.v1.CreateFlashSaleRequest.ends_at:type_name -> google.protobuf.Timestamp
+	14, // 3: flashsale.v1.FlashSale.created_at:type_name -> google.protobuf.Timestamp
+	14, // 4: flashsale.v1.CreateFlashSaleRequest.starts_at:type_name -> google.protobuf.Timestamp
+	14, // 5: flashsale.v1.CreateFlashSaleRequest.ends_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: flashsale.v1.CreateFlashSaleResponse.flash_sale:type_name -> flashsale.v1.FlashSale
 	1,  // 7: flashsale.v1.GetFlashSaleResponse.flash_sale:type_name -> flashsale.v1.FlashSale
 	0,  // 8: flashsale.v1.ListFlashSalesRequest.states:type_name -> flashsale.v1.SaleState
 	1,  // 9: flashsale.v1.ListFlashSalesResponse.flash_sales:type_name -> flashsale.v1.FlashSale
-	12, // 10: flashsale.v1.ListFlashSalesResponse.server_time:type_name -> google.protobuf.Timestamp
+	14, // 10: flashsale.v1.ListFlashSalesResponse.server_time:type_name -> google.protobuf.Timestamp
 	0,  // 11: flashsale.v1.GetSaleStatusResponse.state:type_name -> flashsale.v1.SaleState
-	12, // 12: flashsale.v1.GetSaleStatusResponse.starts_at:type_name -> google.protobuf.Timestamp
-	12, // 13: flashsale.v1.GetSaleStatusResponse.ends_at:type_name -> google.protobuf.Timestamp
-	12, // 14: flashsale.v1.GetSaleStatusResponse.server_time:type_name -> google.protobuf.Timestamp
-	2,  // 15: flashsale.v1.FlashSaleService.CreateFlashSale:input_type -> flashsale.v1.CreateFlashSaleRequest
-	4,  // 16: flashsale.v1.FlashSaleService.GetFlashSale:input_type -> flashsale.v1.GetFlashSaleRequest
-	6,  // 17: flashsale.v1.FlashSaleService.ListFlashSales:input_type -> flashsale.v1.ListFlashSalesRequest
-	8,  // 18: flashsale.v1.FlashSaleService.GetSaleStatus:input_type -> flashsale.v1.GetSaleStatusRequest
-	10, // 19: flashsale.v1.FlashSaleService.ReconcileSale:input_type -> flashsale.v1.ReconcileSaleRequest
-	3,  // 20: flashsale.v1.FlashSaleService.CreateFlashSale:output_type -> flashsale.v1.CreateFlashSaleResponse
-	5,  // 21: flashsale.v1.FlashSaleService.GetFlashSale:output_type -> flashsale.v1.GetFlashSaleResponse
-	7,  // 22: flashsale.v1.FlashSaleService.ListFlashSales:output_type -> flashsale.v1.ListFlashSalesResponse
-	9,  // 23: flashsale.v1.FlashSaleService.GetSaleStatus:output_type -> flashsale.v1.GetSaleStatusResponse
-	11, // 24: flashsale.v1.FlashSaleService.ReconcileSale:output_type -> flashsale.v1.ReconcileSaleResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	14, // 12: flashsale.v1.GetSaleStatusResponse.starts_at:type_name -> google.protobuf.Timestamp
+	14, // 13: flashsale.v1.GetSaleStatusResponse.ends_at:type_name -> google.protobuf.Timestamp
+	14, // 14: flashsale.v1.GetSaleStatusResponse.server_time:type_name -> google.protobuf.Timestamp
+	9,  // 15: flashsale.v1.WatchSaleStatusResponse.status:type_name -> flashsale.v1.GetSaleStatusResponse
+	2,  // 16: flashsale.v1.FlashSaleService.CreateFlashSale:input_type -> flashsale.v1.CreateFlashSaleRequest
+	4,  // 17: flashsale.v1.FlashSaleService.GetFlashSale:input_type -> flashsale.v1.GetFlashSaleRequest
+	6,  // 18: flashsale.v1.FlashSaleService.ListFlashSales:input_type -> flashsale.v1.ListFlashSalesRequest
+	8,  // 19: flashsale.v1.FlashSaleService.GetSaleStatus:input_type -> flashsale.v1.GetSaleStatusRequest
+	10, // 20: flashsale.v1.FlashSaleService.WatchSaleStatus:input_type -> flashsale.v1.WatchSaleStatusRequest
+	12, // 21: flashsale.v1.FlashSaleService.ReconcileSale:input_type -> flashsale.v1.ReconcileSaleRequest
+	3,  // 22: flashsale.v1.FlashSaleService.CreateFlashSale:output_type -> flashsale.v1.CreateFlashSaleResponse
+	5,  // 23: flashsale.v1.FlashSaleService.GetFlashSale:output_type -> flashsale.v1.GetFlashSaleResponse
+	7,  // 24: flashsale.v1.FlashSaleService.ListFlashSales:output_type -> flashsale.v1.ListFlashSalesResponse
+	9,  // 25: flashsale.v1.FlashSaleService.GetSaleStatus:output_type -> flashsale.v1.GetSaleStatusResponse
+	11, // 26: flashsale.v1.FlashSaleService.WatchSaleStatus:output_type -> flashsale.v1.WatchSaleStatusResponse
+	13, // 27: flashsale.v1.FlashSaleService.ReconcileSale:output_type -> flashsale.v1.ReconcileSaleResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_flashsale_v1_flash_sale_proto_init() }
@@ -868,7 +969,7 @@ func file_flashsale_v1_flash_sale_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flashsale_v1_flash_sale_proto_rawDesc), len(file_flashsale_v1_flash_sale_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -175,6 +175,35 @@ func local_request_FlashSaleService_GetSaleStatus_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
+func request_FlashSaleService_WatchSaleStatus_0(ctx context.Context, marshaler runtime.Marshaler, client FlashSaleServiceClient, req *http.Request, pathParams map[string]string) (FlashSaleService_WatchSaleStatusClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchSaleStatusRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["product_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "product_id")
+	}
+	protoReq.ProductId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "product_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchSaleStatus(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 func request_FlashSaleService_ReconcileSale_0(ctx context.Context, marshaler runtime.Marshaler, client FlashSaleServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ReconcileSaleRequest
@@ -306,6 +335,13 @@ func RegisterFlashSaleServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 		}
 		forward_FlashSaleService_GetSaleStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+
+	mux.Handle(http.MethodGet, pattern_FlashSaleService_WatchSaleStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
 	mux.Handle(http.MethodPost, pattern_FlashSaleService_ReconcileSale_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -434,6 +470,23 @@ func RegisterFlashSaleServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 		}
 		forward_FlashSaleService_GetSaleStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FlashSaleService_WatchSaleStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/flashsale.v1.FlashSaleService/WatchSaleStatus", runtime.WithHTTPPathPattern("/v1/products/{product_id}/sale-status:watch"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FlashSaleService_WatchSaleStatus_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FlashSaleService_WatchSaleStatus_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_FlashSaleService_ReconcileSale_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -459,6 +512,7 @@ var (
 	pattern_FlashSaleService_GetFlashSale_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "flash-sales", "id"}, ""))
 	pattern_FlashSaleService_ListFlashSales_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "flash-sales"}, ""))
 	pattern_FlashSaleService_GetSaleStatus_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "products", "product_id", "sale-status"}, ""))
+	pattern_FlashSaleService_WatchSaleStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "products", "product_id", "sale-status"}, "watch"))
 	pattern_FlashSaleService_ReconcileSale_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "flash-sales", "id"}, "reconcile"))
 )
 
@@ -467,5 +521,6 @@ var (
 	forward_FlashSaleService_GetFlashSale_0    = runtime.ForwardResponseMessage
 	forward_FlashSaleService_ListFlashSales_0  = runtime.ForwardResponseMessage
 	forward_FlashSaleService_GetSaleStatus_0   = runtime.ForwardResponseMessage
+	forward_FlashSaleService_WatchSaleStatus_0 = runtime.ForwardResponseStream
 	forward_FlashSaleService_ReconcileSale_0   = runtime.ForwardResponseMessage
 )

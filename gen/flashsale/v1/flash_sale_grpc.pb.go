@@ -23,6 +23,7 @@ const (
 	FlashSaleService_GetFlashSale_FullMethodName    = "/flashsale.v1.FlashSaleService/GetFlashSale"
 	FlashSaleService_ListFlashSales_FullMethodName  = "/flashsale.v1.FlashSaleService/ListFlashSales"
 	FlashSaleService_GetSaleStatus_FullMethodName   = "/flashsale.v1.FlashSaleService/GetSaleStatus"
+	FlashSaleService_WatchSaleStatus_FullMethodName = "/flashsale.v1.FlashSaleService/WatchSaleStatus"
 	FlashSaleService_ReconcileSale_FullMethodName   = "/flashsale.v1.FlashSaleService/ReconcileSale"
 )
 
@@ -40,6 +41,10 @@ type FlashSaleServiceClient interface {
 	ListFlashSales(ctx context.Context, in *ListFlashSalesRequest, opts ...grpc.CallOption) (*ListFlashSalesResponse, error)
 	// GetSaleStatus reports the state of a product's current (or next, or latest) sale.
 	GetSaleStatus(ctx context.Context, in *GetSaleStatusRequest, opts ...grpc.CallOption) (*GetSaleStatusResponse, error)
+	// WatchSaleStatus streams the product's sale status: at once, then whenever
+	// the state or the remaining stock changes, and at least every 5 s (for
+	// server_time). Over REST it is a stream of JSON objects, one per line.
+	WatchSaleStatus(ctx context.Context, in *WatchSaleStatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSaleStatusResponse], error)
 	// ReconcileSale rebuilds the sale's admission state in Redis from PostgreSQL,
 	// the truth. Admin only; the server also does it at start-up and periodically.
 	ReconcileSale(ctx context.Context, in *ReconcileSaleRequest, opts ...grpc.CallOption) (*ReconcileSaleResponse, error)
@@ -93,6 +98,25 @@ func (c *flashSaleServiceClient) GetSaleStatus(ctx context.Context, in *GetSaleS
 	return out, nil
 }
 
+func (c *flashSaleServiceClient) WatchSaleStatus(ctx context.Context, in *WatchSaleStatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSaleStatusResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FlashSaleService_ServiceDesc.Streams[0], FlashSaleService_WatchSaleStatus_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchSaleStatusRequest, WatchSaleStatusResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FlashSaleService_WatchSaleStatusClient = grpc.ServerStreamingClient[WatchSaleStatusResponse]
+
 func (c *flashSaleServiceClient) ReconcileSale(ctx context.Context, in *ReconcileSaleRequest, opts ...grpc.CallOption) (*ReconcileSaleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReconcileSaleResponse)
@@ -117,6 +141,10 @@ type FlashSaleServiceServer interface {
 	ListFlashSales(context.Context, *ListFlashSalesRequest) (*ListFlashSalesResponse, error)
 	// GetSaleStatus reports the state of a product's current (or next, or latest) sale.
 	GetSaleStatus(context.Context, *GetSaleStatusRequest) (*GetSaleStatusResponse, error)
+	// WatchSaleStatus streams the product's sale status: at once, then whenever
+	// the state or the remaining stock changes, and at least every 5 s (for
+	// server_time). Over REST it is a stream of JSON objects, one per line.
+	WatchSaleStatus(*WatchSaleStatusRequest, grpc.ServerStreamingServer[WatchSaleStatusResponse]) error
 	// ReconcileSale rebuilds the sale's admission state in Redis from PostgreSQL,
 	// the truth. Admin only; the server also does it at start-up and periodically.
 	ReconcileSale(context.Context, *ReconcileSaleRequest) (*ReconcileSaleResponse, error)
@@ -141,6 +169,9 @@ func (UnimplementedFlashSaleServiceServer) ListFlashSales(context.Context, *List
 }
 func (UnimplementedFlashSaleServiceServer) GetSaleStatus(context.Context, *GetSaleStatusRequest) (*GetSaleStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSaleStatus not implemented")
+}
+func (UnimplementedFlashSaleServiceServer) WatchSaleStatus(*WatchSaleStatusRequest, grpc.ServerStreamingServer[WatchSaleStatusResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchSaleStatus not implemented")
 }
 func (UnimplementedFlashSaleServiceServer) ReconcileSale(context.Context, *ReconcileSaleRequest) (*ReconcileSaleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReconcileSale not implemented")
@@ -238,6 +269,17 @@ func _FlashSaleService_GetSaleStatus_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlashSaleService_WatchSaleStatus_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchSaleStatusRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FlashSaleServiceServer).WatchSaleStatus(m, &grpc.GenericServerStream[WatchSaleStatusRequest, WatchSaleStatusResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FlashSaleService_WatchSaleStatusServer = grpc.ServerStreamingServer[WatchSaleStatusResponse]
+
 func _FlashSaleService_ReconcileSale_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReconcileSaleRequest)
 	if err := dec(in); err != nil {
@@ -284,6 +326,12 @@ var FlashSaleService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FlashSaleService_ReconcileSale_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchSaleStatus",
+			Handler:       _FlashSaleService_WatchSaleStatus_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "flashsale/v1/flash_sale.proto",
 }
