@@ -98,8 +98,8 @@ type Config struct {
 	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
 	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTP_ADDR,
 	// for profiling under load; keep it off where the port is public.
-	DebugPprof bool `env:"DEBUG_PPROF"`
-	ShutdownTimeoutSeconds   int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+	DebugPprof             bool `env:"DEBUG_PPROF"`
+	ShutdownTimeoutSeconds int  `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 }
 
 // Load reads the process environment; see LoadFrom.

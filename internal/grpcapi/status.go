@@ -60,6 +60,10 @@ func (f fieldErrors) err() error {
 	return &invalidArgument{violations: f}
 }
 
+// unavailable is implemented by errors of a dependency that cannot be reached
+// for now (the store's, when PostgreSQL is down): the call may be retried.
+type unavailable interface{ Unavailable() bool }
+
 // toStatus turns an error from the domain into a gRPC status. It is the only
 // place that does; anything it does not know is logged once and becomes
 // Internal "internal error", so no cause leaks to the client.
@@ -74,6 +78,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var av *auth.ValidationError
 	var busy *order.BusyError
 	var limited *rateLimited
+	var down unavailable
 	switch {
 	case errors.As(err, &busy):
 		return withDetails(codes.Unavailable, busy.Error(), reason(ReasonQueueBusy), retryInfo(busy.RetryAfter))
@@ -82,6 +87,9 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, order.ErrUnavailable):
 		log.WarnContext(ctx, "order not written", "err", err)
 		return withDetails(codes.Unavailable, order.ErrUnavailable.Error(), retryInfo(time.Second))
+	case errors.As(err, &down) && down.Unavailable():
+		log.WarnContext(ctx, "dependency unavailable", "err", err)
+		return withDetails(codes.Unavailable, "service temporarily unavailable", retryInfo(time.Second))
 	case errors.As(err, &inv):
 		return withDetails(codes.InvalidArgument, "invalid argument", &errdetails.BadRequest{FieldViolations: inv.violations})
 	case errors.As(err, &av):

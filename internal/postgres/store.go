@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -97,6 +100,9 @@ func interpretError(op string, err error) error {
 			return domainErr
 		}
 	}
+	if unreachable(err) {
+		err = &unavailableError{err}
+	}
 	return fmt.Errorf("%s: %w", op, err)
 }
 
@@ -109,4 +115,39 @@ func pageSize(n int) int32 {
 		return MaxPageSize
 	}
 	return int32(n)
+}
+
+// unavailableError is a failure to reach PostgreSQL at all: the connection
+// was refused or broken, or the server is shutting down or starting up.
+// Nothing about the request is wrong; it may succeed once the database is
+// back.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// Unavailable marks the error for transports, which answer "try again later"
+// (gRPC Unavailable, HTTP 503) without knowing PostgreSQL.
+func (e *unavailableError) Unavailable() bool { return true }
+
+// unreachable reports whether err means the database could not be reached,
+// as opposed to a query it refused. A canceled or expired context is not.
+func unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
