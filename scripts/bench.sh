@@ -61,7 +61,7 @@ for mode in $modes; do
 	log "mode $mode: serving gRPC on $grpc_addr, REST on $http_addr (log: $out/$mode/server.log)"
 	# Rate limits off and only errors logged: the figures are the order path, not the access log.
 	DATABASE_URL=$database_url REDIS_URL=$REDIS_URL REDIS_KEY_PREFIX=bench-$mode-$$ ORDER_MODE=$mode \
-		RL_DISABLED=true LOG_LEVEL=${BENCH_LOG_LEVEL:-error} \
+		RL_DISABLED=true LOG_LEVEL=${BENCH_LOG_LEVEL:-error} DEBUG_PPROF=true \
 		AUTH_JWT_SECRET=$secret ADMIN_EMAIL=$admin_email ADMIN_PASSWORD=$admin_password \
 		GRPC_ADDR=$grpc_addr HTTP_ADDR=$http_addr \
 		bin/flashsale serve >"$out/$mode/server.log" 2>&1 &
@@ -93,6 +93,22 @@ for mode in $modes; do
 				--out "$out/$mode/$scenario-$transport.json" || failed=1
 		done
 	done
+	# Where the time goes: a CPU profile of the server under a rush long
+	# enough to sample (the standard rush is over in a second or two once
+	# every user has tried): every user tries 8 times.
+	log "mode $mode: CPU profile under a rush"
+	mkdir -p "$out/$mode/profile"
+	bin/flashload "${common[@]}" --mode distinct --stock 1000 --users 20000 --times 8 --duration 10s --transport grpc \
+		--name rush-profile --ceiling 0 --progress 0 --out "$out/$mode/profile/rush.json" >/dev/null &
+	load_pid=$!
+	sleep 3
+	curl -fsS -o "$out/$mode/rush.pprof" "http://$http_addr/debug/pprof/profile?seconds=5" || true
+	wait "$load_pid" || failed=1
+	if [[ -s $out/$mode/rush.pprof ]]; then
+		go tool pprof -top -cum -nodecount=400 bin/flashsale "$out/$mode/rush.pprof" 2>/dev/null |
+			awk 'n < 45 && (NR <= 6 || /flashsale\/internal|jackc|rueidis|golang-jwt|encoding\/json|syscall.Syscall$|runtime.mallocgc$|runtime.gcBgMarkWorker$|logging.UnaryServer|ServerMetrics/) { print; n++ }' \
+			>"$out/$mode/rush-profile.txt" || true
+	fi
 	stop_server
 done
 
@@ -130,7 +146,17 @@ cat >"$out/meta.json" <<JSON
 }
 JSON
 mkdir -p docs
-bin/flashload render --dir "$out" >docs/benchmarks.md
+{
+	bin/flashload render --dir "$out"
+	cat docs/benchmarks-notes.md
+	for mode in $modes; do
+		[[ -s $out/$mode/rush-profile.txt ]] || continue
+		printf '\n### CPU profile of the server under the rush, %s mode\n\n' "$mode"
+		printf 'Cumulative time of the frames that matter, over 5 s of a rush in which every user tries 8 times (`go tool pprof -top -cum`).\n\n```\n'
+		cat "$out/$mode/rush-profile.txt"
+		printf '```\n'
+	done
+} >docs/benchmarks.md
 log "wrote docs/benchmarks.md"
 if ((failed)); then
 	log "a run failed or broke an invariant; see above and docs/benchmarks.md"

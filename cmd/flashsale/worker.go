@@ -20,16 +20,11 @@ func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.OrderMode() != config.OrderModeQueue {
 		return errors.New("worker: set ORDER_MODE=queue (or ORDERS_USE_QUEUE=true); other modes have no queue")
 	}
-	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	store, p, closeAll, err := connectOrderPath(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
-	if err != nil {
-		return err
-	}
-	defer p.close()
+	defer closeAll()
 	n := max(1, cfg.OrdersWorkerConcurrency)
 	log.Info("order workers running", "workers", n)
 	<-p.runWorkers(ctx, store, n, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
@@ -42,16 +37,11 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 	if cfg.OrderMode() == config.OrderModeDirect {
 		return errors.New("reconcile: ORDER_MODE=direct keeps no gate state")
 	}
-	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	store, p, closeAll, err := connectOrderPath(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
-	if err != nil {
-		return err
-	}
-	defer p.close()
+	defer closeAll()
 	if len(args) == 0 {
 		if err := p.service.ReconcileOpen(ctx, store); err != nil {
 			return err
@@ -69,4 +59,19 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 	}
 	fmt.Fprintf(out, "sale %s: %d left, %d buyers\n", id, remaining, buyers)
 	return nil
+}
+
+// connectOrderPath opens the store and the order path of cfg's mode for a
+// command that serves no API (its metrics go nowhere); closeAll closes both.
+func connectOrderPath(ctx context.Context, cfg config.Config, log *slog.Logger) (*postgres.Store, *orderPath, func(), error) {
+	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return store, p, func() { p.close(); store.Close() }, nil
 }

@@ -41,7 +41,12 @@ type Store struct {
 // settings such as pool_max_conns go in it too) and pings the server, so a
 // wrong URL fails here rather than on the first request.
 func New(ctx context.Context, databaseURL string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, databaseURL)
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres config: %w", err)
+	}
+	cfg.AfterConnect = registerUUID
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres config: %w", err)
 	}
