@@ -53,6 +53,8 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	p.redis = rc
 	p.gate = redis.NewGate(rc)
 	p.status = newStatusReader(p.gate, reg)
+	p.store.loadGate = func(ctx context.Context, sl sale.Sale) error { return p.service.LoadGate(ctx, sl) }
+	p.status.load = p.store.loadGate
 	catalog := redis.NewCatalog(store, redis.NewCache(rc))
 	p.store.catalog = catalog
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -95,6 +97,8 @@ func (p *orderPath) userLimiter(cfg config.Config) (grpcapi.UserLimiter, error) 
 type cachedStore struct {
 	*postgres.Store
 	catalog catalog
+	// loadGate gives a new sale's state to the gate (nil in direct mode).
+	loadGate func(context.Context, sale.Sale) error
 }
 
 // catalog is the catalog's reads and writes: *redis.Catalog, or the plain
@@ -116,8 +120,16 @@ func (s *cachedStore) ProductList(ctx context.Context, after uuid.UUID, limit in
 	return s.catalog.ProductList(ctx, after, limit)
 }
 
+// SaleCreate stores the sale and, in the fast modes, loads it into the gate
+// at once, so its first buyers and status readers find it there.
 func (s *cachedStore) SaleCreate(ctx context.Context, sl sale.Sale) (sale.Sale, error) {
-	return s.catalog.SaleCreate(ctx, sl)
+	sl, err := s.catalog.SaleCreate(ctx, sl)
+	if err != nil || s.loadGate == nil {
+		return sl, err
+	}
+	// The sale is stored; a failed load is repaired on first use.
+	_ = s.loadGate(ctx, sl)
+	return sl, nil
 }
 
 func (s *cachedStore) SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error) {
@@ -216,6 +228,8 @@ func warnWithoutPersistence(ctx context.Context, rc *redis.Client, log *slog.Log
 type statusReader struct {
 	gate    *redis.Gate
 	lookups *prometheus.CounterVec
+	// load gives the gate a sale it does not hold yet.
+	load func(context.Context, sale.Sale) error
 }
 
 func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
@@ -228,8 +242,15 @@ func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
 }
 
 // SaleStatus implements grpcapi.StatusReader.
+// A sale the gate does not hold (Redis lost it) is loaded, so the next
+// reads come from the cache again instead of asking Redis each time.
 func (r *statusReader) SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (sale.State, int32, bool, error) {
 	st, loaded, err := r.gate.Status(ctx, sl.ID, now)
+	if err == nil && !loaded {
+		if err = r.load(ctx, sl); err == nil {
+			st, loaded, err = r.gate.Status(ctx, sl.ID, now)
+		}
+	}
 	if err != nil || !loaded {
 		return 0, 0, false, err
 	}

@@ -140,11 +140,8 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 	a := Admission{Order: o, Sale: sl, Queue: s.cfg.Mode == ModeQueue, MaxQueued: s.cfg.MaxQueued}
 	d, err := s.cfg.Gate.Admit(ctx, a)
 	if err == nil && d == DeniedNotLoaded {
-		var st GateState
-		if st, err = s.GateState(ctx, sl); err == nil {
-			if err = s.cfg.Gate.Load(ctx, st); err == nil {
-				d, err = s.cfg.Gate.Admit(ctx, a)
-			}
+		if err = s.LoadGate(ctx, sl); err == nil {
+			d, err = s.cfg.Gate.Admit(ctx, a)
 		}
 	}
 	if err != nil {
@@ -168,6 +165,20 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 func (s *Service) release(ctx context.Context, o Order, forget bool) {
 	// A failed release leaves the unit held in Redis; the reconciler gives it back.
 	_ = s.cfg.Gate.Release(context.WithoutCancel(ctx), o, forget)
+}
+
+// LoadGate gives the gate the sale's state from PostgreSQL unless it holds
+// it already: when the sale is created, and on first use if Redis lost it.
+// It does nothing in direct mode.
+func (s *Service) LoadGate(ctx context.Context, sl sale.Sale) error {
+	if s.cfg.Gate == nil {
+		return nil
+	}
+	st, err := s.GateState(ctx, sl)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Gate.Load(ctx, st)
 }
 
 // GateState computes a sale's admission state from PostgreSQL: the product's
