@@ -120,11 +120,13 @@ func (s *cachedStore) ProductList(ctx context.Context, after uuid.UUID, limit in
 	return s.catalog.ProductList(ctx, after, limit)
 }
 
-// SaleCreate stores the sale and, in the fast modes, loads it into the gate
-// at once, so its first buyers and status readers find it there.
+// SaleCreate stores the sale and, in the fast modes, loads a sale that is
+// open already into the gate, so its first buyers and status readers find
+// it there. An upcoming sale is loaded on first use instead: the product's
+// stock may still change (another sale of it) before it opens.
 func (s *cachedStore) SaleCreate(ctx context.Context, sl sale.Sale) (sale.Sale, error) {
 	sl, err := s.catalog.SaleCreate(ctx, sl)
-	if err != nil || s.loadGate == nil {
+	if err != nil || s.loadGate == nil || !sl.OpenAt(now()) {
 		return sl, err
 	}
 	// The sale is stored; a failed load is repaired on first use.
