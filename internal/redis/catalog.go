@@ -40,9 +40,12 @@ const (
 )
 
 // Catalog serves hot catalog reads (products, sales, their lists) from the
-// client-side cache through Cache, reading CatalogStore on a miss. Every key
-// carries the catalog version; an admin's create bumps it, and Redis pushes
-// that change to every process, so none serves the old lists again.
+// client-side cache through Cache, reading CatalogStore on a miss. List keys
+// carry the catalog version; an admin's create bumps it, and Redis pushes
+// that change to every process, so none serves the old lists again. A
+// product's sales (read on every order) have their own key, deleted when a
+// sale of the product is created, which saves reading the version on the
+// hot path.
 type Catalog struct {
 	store CatalogStore
 	cache *Cache
@@ -90,15 +93,21 @@ func (c *Catalog) bump(ctx context.Context) error {
 	return nil
 }
 
-// get reads key (under the current version) into out, loading it with load
-// on a miss; notFound is returned when load reported it missing.
-func get[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, notFound error, load func(context.Context) (T, error)) (T, error) {
-	var out T
+// getListed is get for lists, under the current catalog version.
+func getListed[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, load func(context.Context) (T, error)) (T, error) {
 	ver, err := c.version(ctx)
 	if err != nil {
-		return out, err
+		var zero T
+		return zero, err
 	}
-	key = "catalog:" + ver + ":" + key
+	return get(ctx, c, "v"+ver+":"+key, ttl, nil, load)
+}
+
+// get reads key into out, loading it with load on a miss; notFound is
+// returned when load reported it missing.
+func get[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, notFound error, load func(context.Context) (T, error)) (T, error) {
+	var out T
+	key = "catalog:" + key
 	raw, found, err := c.cache.Get(ctx, key, ttl, notFoundTTL, func(ctx context.Context) ([]byte, bool, error) {
 		v, err := load(ctx)
 		if notFound != nil && errors.Is(err, notFound) {
@@ -148,7 +157,7 @@ func (c *Catalog) ProductGet(ctx context.Context, id uuid.UUID) (product.Product
 
 // ProductList returns a page of products.
 func (c *Catalog) ProductList(ctx context.Context, after uuid.UUID, limit int) ([]product.Product, error) {
-	return get(ctx, c, fmt.Sprintf("pl:%s:%d", after, limit), listTTL, nil, func(ctx context.Context) ([]product.Product, error) {
+	return getListed(ctx, c, fmt.Sprintf("pl:%s:%d", after, limit), listTTL, func(ctx context.Context) ([]product.Product, error) {
 		return c.store.ProductList(ctx, after, limit)
 	})
 }
@@ -159,8 +168,13 @@ func (c *Catalog) SaleCreate(ctx context.Context, s sale.Sale) (sale.Sale, error
 	if err != nil {
 		return s, err
 	}
+	if err := c.cache.Invalidate(ctx, salesKey(s.ProductID)); err != nil {
+		return s, err
+	}
 	return s, c.bump(ctx)
 }
+
+func salesKey(productID uuid.UUID) string { return "catalog:ps:" + productID.String() }
 
 // SaleGet returns the sale.
 func (c *Catalog) SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error) {
@@ -196,7 +210,7 @@ func (c *Catalog) SaleOpen(ctx context.Context, productID uuid.UUID, now time.Ti
 func (c *Catalog) SaleList(ctx context.Context, f sale.ListFilter) ([]sale.Sale, error) {
 	f.Now = f.Now.Truncate(time.Second)
 	key := fmt.Sprintf("sl:%d:%t%t%t:%s:%d", f.Now.Unix(), f.Upcoming, f.Active, f.Ended, f.After, f.Limit)
-	return get(ctx, c, key, listTTL, nil, func(ctx context.Context) ([]sale.Sale, error) {
+	return getListed(ctx, c, key, listTTL, func(ctx context.Context) ([]sale.Sale, error) {
 		return c.store.SaleList(ctx, f)
 	})
 }
