@@ -118,8 +118,28 @@ func (k *Cache) Invalidate(ctx context.Context, keys ...string) error {
 			return fmt.Errorf("cache invalidate: %w", err)
 		}
 	}
+	// Redis pushes the invalidation asynchronously, so this process's own
+	// copy may outlive the DEL for a moment; wait for it to go, so the
+	// caller reads its own write.
+	for _, f := range full {
+		awaitPushed(ctx, func() bool {
+			return !k.c.rc.DoCache(ctx, k.c.rc.B().Get().Key(f).Cache(), time.Second).IsCacheHit()
+		})
+	}
 	return nil
 }
+
+// awaitPushed polls done until it holds, for at most pushWait: the time an
+// invalidation takes to arrive on an idle connection is well under that.
+func awaitPushed(ctx context.Context, done func() bool) {
+	deadline := time.Now().Add(pushWait)
+	for !done() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pushWait bounds awaitPushed.
+const pushWait = 200 * time.Millisecond
 
 // Stats counts Gets answered from the cache (hits, in this process's memory
 // or in Redis) and Gets that ran a load (misses, counted per caller).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,12 +85,19 @@ func (c *Catalog) version(ctx context.Context) (string, error) {
 	return v, nil
 }
 
-// bump moves the catalog to a new version after an admin's change.
+// bump moves the catalog to a new version after an admin's change, and
+// waits until this process sees it, so the admin reads their own write.
 func (c *Catalog) bump(ctx context.Context) error {
 	rc := c.cache.c.rc
-	if err := rc.Do(ctx, rc.B().Incr().Key(c.versionKey()).Build()).Error(); err != nil {
+	n, err := rc.Do(ctx, rc.B().Incr().Key(c.versionKey()).Build()).AsInt64()
+	if err != nil {
 		return fmt.Errorf("catalog version bump: %w", err)
 	}
+	awaitPushed(ctx, func() bool {
+		v, err := c.version(ctx)
+		got, _ := strconv.ParseInt(v, 10, 64)
+		return err != nil || got >= n
+	})
 	return nil
 }
 
