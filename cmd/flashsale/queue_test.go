@@ -75,7 +75,7 @@ func TestQueueMode(t *testing.T) {
 	if code != 202 || str(body, "order", "status") != "ORDER_STATUS_PENDING" || str(body, "order", "id") == "" {
 		t.Fatalf("queued order = %d %v, want 202 PENDING with an id", code, body)
 	}
-	orderID := str(body, "order", "id")
+	orderID, orderTime := str(body, "order", "id"), str(body, "order", "createdAt")
 	code, body = httpDo(t, "POST", u+"/v1/products/"+product+"/orders", tokens[0], "{}")
 	if code != 409 || reasonOf(body) != "ALREADY_ORDERED" {
 		t.Errorf("repeat = %d %v, want 409 ALREADY_ORDERED", code, body)
@@ -99,8 +99,8 @@ func TestQueueMode(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if str(body, "order", "id") != orderID || str(body, "order", "status") != "ORDER_STATUS_CONFIRMED" {
-		t.Errorf("confirmed order = %v, want %s CONFIRMED", body, orderID)
+	if str(body, "order", "id") != orderID || str(body, "order", "status") != "ORDER_STATUS_CONFIRMED" || str(body, "order", "createdAt") != orderTime {
+		t.Errorf("confirmed order = %v, want %s CONFIRMED created at %s", body, orderID, orderTime)
 	}
 }
 

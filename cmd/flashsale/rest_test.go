@@ -167,7 +167,7 @@ func testRESTStory(t *testing.T, s *testServer) {
 	if str(body, "order", "status") != "ORDER_STATUS_CONFIRMED" || str(body, "order", "flashSaleId") != saleID {
 		t.Errorf("order = %v", body)
 	}
-	orderID := str(body, "order", "id")
+	orderID, orderTime := str(body, "order", "id"), str(body, "order", "createdAt")
 	code, body = httpDo(t, "POST", u+"/v1/products/"+watch+"/orders", carol, "{}")
 	expect(code, body, 409, "ALREADY_ORDERED")
 	code, body = httpDo(t, "POST", u+"/v1/auth/register", "", map[string]string{"email": "erin@example.com", "password": "erin-password"})
@@ -188,8 +188,8 @@ func testRESTStory(t *testing.T, s *testServer) {
 	}
 	code, body = httpDo(t, "GET", u+"/v1/products/"+watch+"/orders/mine", carol, nil)
 	expect(code, body, 200, "")
-	if body["secured"] != true || str(body, "order", "id") != orderID {
-		t.Errorf("carol check = %v", body)
+	if body["secured"] != true || str(body, "order", "id") != orderID || str(body, "order", "createdAt") != orderTime {
+		t.Errorf("carol check = %v, want order %s created at %s as acknowledged", body, orderID, orderTime)
 	}
 	code, body = httpDo(t, "GET", u+"/v1/products/"+watch+"/orders/mine", dave, nil)
 	expect(code, body, 200, "")

@@ -101,7 +101,9 @@ func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order
 	if err != nil {
 		return Order{}, fmt.Errorf("order id: %w", err)
 	}
-	o := Order{ID: id, SaleID: sl.ID, ProductID: productID, UserID: userID, Status: StatusConfirmed, CreatedAt: now}
+	// Milliseconds: what the queue's stream and the order id carry, so the
+	// order shown to the caller is the order stored.
+	o := Order{ID: id, SaleID: sl.ID, ProductID: productID, UserID: userID, Status: StatusConfirmed, CreatedAt: now.Truncate(time.Millisecond)}
 	if s.cfg.Mode == ModeDirect {
 		return s.store.OrderPlace(ctx, o)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -94,9 +95,11 @@ func (s *Store) orderInsertBatch(ctx context.Context, orders []order.Order) ([]e
 		FlashSaleIds: make([]uuid.UUID, len(sorted)),
 		ProductIds:   make([]uuid.UUID, len(sorted)),
 		UserIds:      make([]uuid.UUID, len(sorted)),
+		CreatedAts:   make([]time.Time, len(sorted)),
 	}
 	for i, o := range sorted {
 		p.Ids[i], p.FlashSaleIds[i], p.ProductIds[i], p.UserIds[i] = o.ID, o.SaleID, o.ProductID, o.UserID
+		p.CreatedAts[i] = takenAt(o)
 	}
 	insertedIDs, err := q.OrderInsertBatch(ctx, p)
 	if err != nil {

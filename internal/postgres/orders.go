@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,7 @@ func (s *Store) OrderPlace(ctx context.Context, o order.Order) (order.Order, err
 		FlashSaleID: o.SaleID,
 		ProductID:   o.ProductID,
 		UserID:      o.UserID,
+		CreatedAt:   takenAt(o),
 	})
 	if err != nil {
 		return order.Order{}, interpretError("order place: insert", err)
@@ -106,4 +108,13 @@ func statusFromDB(s string) order.Status {
 		return order.StatusRejected
 	}
 	return 0
+}
+
+// takenAt is when the service took o, stored as the order's created_at; an
+// order built without one is stamped now.
+func takenAt(o order.Order) time.Time {
+	if o.CreatedAt.IsZero() {
+		return time.Now().UTC()
+	}
+	return o.CreatedAt
 }

@@ -1,8 +1,10 @@
 -- OrderInsert runs first in the order transaction: a repeat buyer fails here
 -- on orders_one_per_user_per_sale before touching the hot products row.
+-- OrderInsert stores an order with the time the service took it, so the
+-- order a caller was shown and the one stored are the same.
 -- name: OrderInsert :one
-INSERT INTO orders (id, flash_sale_id, product_id, user_id, status)
-VALUES (@id, @flash_sale_id, @product_id, @user_id, 'confirmed')
+INSERT INTO orders (id, flash_sale_id, product_id, user_id, status, created_at)
+VALUES (@id, @flash_sale_id, @product_id, @user_id, 'confirmed', @created_at)
 RETURNING *;
 
 -- name: OrderGetBySaleUser :one
@@ -21,17 +23,19 @@ ORDER BY id DESC
 LIMIT @max;
 
 -- OrderInsertBatch inserts a batch of confirmed orders in one statement; the
--- arrays are zipped row by row. ON CONFLICT DO NOTHING skips an order whose id
+-- arrays are zipped row by row, created_at being when the service took each
+-- order (a queued order's PENDING answer carried the same time). ON CONFLICT DO NOTHING skips an order whose id
 -- is already there (a replay) and one whose user already has an order in the
 -- sale (orders_one_per_user_per_sale); the store tells the two apart with
 -- OrderIDsExisting. RETURNING lists only the rows inserted now.
 -- name: OrderInsertBatch :many
-INSERT INTO orders (id, flash_sale_id, product_id, user_id, status)
+INSERT INTO orders (id, flash_sale_id, product_id, user_id, status, created_at)
 SELECT unnest(@ids::uuid[]),
        unnest(@flash_sale_ids::uuid[]),
        unnest(@product_ids::uuid[]),
        unnest(@user_ids::uuid[]),
-       'confirmed'
+       'confirmed',
+       unnest(@created_ats::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING id;
 

@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -75,8 +76,8 @@ func (q *Queries) OrderIDsExisting(ctx context.Context, ids []uuid.UUID) ([]uuid
 }
 
 const orderInsert = `-- name: OrderInsert :one
-INSERT INTO orders (id, flash_sale_id, product_id, user_id, status)
-VALUES ($1, $2, $3, $4, 'confirmed')
+INSERT INTO orders (id, flash_sale_id, product_id, user_id, status, created_at)
+VALUES ($1, $2, $3, $4, 'confirmed', $5)
 RETURNING id, flash_sale_id, product_id, user_id, status, created_at
 `
 
@@ -85,16 +86,20 @@ type OrderInsertParams struct {
 	FlashSaleID uuid.UUID
 	ProductID   uuid.UUID
 	UserID      uuid.UUID
+	CreatedAt   time.Time
 }
 
 // OrderInsert runs first in the order transaction: a repeat buyer fails here
 // on orders_one_per_user_per_sale before touching the hot products row.
+// OrderInsert stores an order with the time the service took it, so the
+// order a caller was shown and the one stored are the same.
 func (q *Queries) OrderInsert(ctx context.Context, arg OrderInsertParams) (Order, error) {
 	row := q.db.QueryRow(ctx, orderInsert,
 		arg.ID,
 		arg.FlashSaleID,
 		arg.ProductID,
 		arg.UserID,
+		arg.CreatedAt,
 	)
 	var i Order
 	err := row.Scan(
@@ -109,12 +114,13 @@ func (q *Queries) OrderInsert(ctx context.Context, arg OrderInsertParams) (Order
 }
 
 const orderInsertBatch = `-- name: OrderInsertBatch :many
-INSERT INTO orders (id, flash_sale_id, product_id, user_id, status)
+INSERT INTO orders (id, flash_sale_id, product_id, user_id, status, created_at)
 SELECT unnest($1::uuid[]),
        unnest($2::uuid[]),
        unnest($3::uuid[]),
        unnest($4::uuid[]),
-       'confirmed'
+       'confirmed',
+       unnest($5::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING id
 `
@@ -124,10 +130,12 @@ type OrderInsertBatchParams struct {
 	FlashSaleIds []uuid.UUID
 	ProductIds   []uuid.UUID
 	UserIds      []uuid.UUID
+	CreatedAts   []time.Time
 }
 
 // OrderInsertBatch inserts a batch of confirmed orders in one statement; the
-// arrays are zipped row by row. ON CONFLICT DO NOTHING skips an order whose id
+// arrays are zipped row by row, created_at being when the service took each
+// order (a queued order's PENDING answer carried the same time). ON CONFLICT DO NOTHING skips an order whose id
 // is already there (a replay) and one whose user already has an order in the
 // sale (orders_one_per_user_per_sale); the store tells the two apart with
 // OrderIDsExisting. RETURNING lists only the rows inserted now.
@@ -137,6 +145,7 @@ func (q *Queries) OrderInsertBatch(ctx context.Context, arg OrderInsertBatchPara
 		arg.FlashSaleIds,
 		arg.ProductIds,
 		arg.UserIds,
+		arg.CreatedAts,
 	)
 	if err != nil {
 		return nil, err
