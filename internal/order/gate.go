@@ -82,6 +82,4 @@ type Queue interface {
 	// Pending is the user's admitted order in the sale that is neither
 	// committed nor acknowledged yet, with its status (PENDING or REJECTED).
 	Pending(ctx context.Context, saleID, userID uuid.UUID) (Order, bool, error)
-	// Backlog is how many of the sale's admitted orders await a worker.
-	Backlog(ctx context.Context, saleID uuid.UUID) (int64, error)
 }
