@@ -23,6 +23,31 @@ scenarios=(rush same-user write-bound status ceiling)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
+# render writes docs/benchmarks.md from the summaries and profiles in .bench/
+# and the hand-written docs/benchmarks-notes.md.
+render() {
+	mkdir -p docs
+	{
+		bin/flashload render --dir "$out"
+		cat docs/benchmarks-notes.md
+		for mode in $modes; do
+			[[ -s $out/$mode/rush-profile.txt ]] || continue
+			printf '\n### CPU profile of the server under the rush, %s mode\n\n' "$mode"
+			printf 'Cumulative time of the frames that matter, over 5 s of a rush in which every user tries 8 times (`go tool pprof -top -cum`).\n\n```\n'
+			cat "$out/$mode/rush-profile.txt"
+			printf '```\n'
+		done
+	} >docs/benchmarks.md
+}
+
+# `scripts/bench.sh render` only rewrites docs/benchmarks.md from the last run
+# (after editing the notes, say).
+if [[ ${1:-} == render ]]; then
+	go build -o bin/ ./cmd/flashload
+	render
+	exit 0
+fi
+
 dev_env=$(scripts/dev-services.sh env)
 eval "$dev_env"
 admin_url=$TEST_DATABASE_URL
@@ -145,18 +170,7 @@ cat >"$out/meta.json" <<JSON
   "notes": "Timed scenarios capped at $duration (status and ceiling $short); $concurrency concurrent callers; gRPC over one connection (ghz runner), REST with a net/http client keeping $concurrency connections."
 }
 JSON
-mkdir -p docs
-{
-	bin/flashload render --dir "$out"
-	cat docs/benchmarks-notes.md
-	for mode in $modes; do
-		[[ -s $out/$mode/rush-profile.txt ]] || continue
-		printf '\n### CPU profile of the server under the rush, %s mode\n\n' "$mode"
-		printf 'Cumulative time of the frames that matter, over 5 s of a rush in which every user tries 8 times (`go tool pprof -top -cum`).\n\n```\n'
-		cat "$out/$mode/rush-profile.txt"
-		printf '```\n'
-	done
-} >docs/benchmarks.md
+render
 log "wrote docs/benchmarks.md"
 if ((failed)); then
 	log "a run failed or broke an invariant; see above and docs/benchmarks.md"
