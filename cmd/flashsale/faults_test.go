@@ -50,6 +50,7 @@ func TestFaults(t *testing.T) {
 	}
 	bin := buildFlashsale(t)
 	t.Run("WorkerKilledMidBacklog", func(t *testing.T) { testWorkerKilled(t, bin) })
+	t.Run("RedisDownMidSale", func(t *testing.T) { testRedisDown(t, bin) })
 	t.Run("RedisFlushedMidSale", func(t *testing.T) {
 		for _, tc := range []struct {
 			mode      string
@@ -778,6 +779,54 @@ func missingTool(t *testing.T, format string, args ...any) {
 		t.Fatalf(format+" (CI=true, so not skipping)", args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// testRedisDown: with Redis gone, the fast path answers Unavailable (REST
+// 503 with Retry-After), never Internal; /readyz says not ready; and once
+// Redis is back (empty), orders go through again.
+func testRedisDown(t *testing.T, bin string) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		missingTool(t, "redis-server not installed (apt-get install redis-server): %v", err)
+	}
+	port := strconv.Itoa(freePort(t))
+	dir := t.TempDir()
+	startRedis := func() *child {
+		return startChild(t, "redis-server", childEnv(nil), path,
+			"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	}
+	redisProc := startRedis()
+	redisURL := "redis://127.0.0.1:" + port + "/0"
+	waitFor(t, 10*time.Second, "the private redis-server", func() (bool, string) {
+		code, err := exec.Command("redis-cli", "-u", redisURL, "ping").CombinedOutput()
+		return err == nil && strings.TrimSpace(string(code)) == "PONG", string(code)
+	})
+	s := startServe(t, bin, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "REDIS_URL": redisURL, "ORDER_MODE": "sync"})
+	product, _, _ := saleOpenNow(t, s.testServer, 10)
+	tokens := registerCustomers(t, s.conn, 3)
+	if code, body := httpDo(t, "POST", s.baseURL+"/v1/products/"+product+"/orders", tokens[0], "{}"); code != 200 {
+		t.Fatalf("order before = %d %v", code, body)
+	}
+
+	redisProc.kill()
+	waitFor(t, 10*time.Second, "/readyz to fail", func() (bool, string) {
+		code, err := getCode(s.baseURL + "/readyz")
+		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d %v", code, err)
+	})
+	r := httpRaw(t, "POST", s.baseURL+"/v1/products/"+product+"/orders", tokens[1], "{}")
+	if r.code != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("order with Redis down = %d %v (Retry-After %q), want 503 with Retry-After", r.code, r.body, r.header.Get("Retry-After"))
+	}
+	_, err = flashsalev1.NewOrderServiceClient(s.conn).PlaceOrder(bearer(t.Context(), tokens[1]), &flashsalev1.PlaceOrderRequest{ProductId: product})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC order with Redis down = %v, want Unavailable", err)
+	}
+
+	startRedis()
+	waitFor(t, 30*time.Second, "orders to go through again", func() (bool, string) {
+		code, body := httpDo(t, "POST", s.baseURL+"/v1/products/"+product+"/orders", tokens[2], "{}")
+		return code == 200, fmt.Sprintf("%d %v", code, body)
+	})
 }
 
 // startPrivateRedis runs a throwaway redis-server (no persistence) on a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -79,6 +80,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var busy *order.BusyError
 	var limited *rateLimited
 	var down unavailable
+	var netErr net.Error // a dependency (Redis, PostgreSQL) that cannot be reached
 	switch {
 	case errors.As(err, &busy):
 		return withDetails(codes.Unavailable, busy.Error(), reason(ReasonQueueBusy), retryInfo(busy.RetryAfter))
@@ -87,7 +89,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, order.ErrUnavailable):
 		log.WarnContext(ctx, "order not written", "err", err)
 		return withDetails(codes.Unavailable, order.ErrUnavailable.Error(), retryInfo(time.Second))
-	case errors.As(err, &down) && down.Unavailable():
+	case errors.As(err, &down) && down.Unavailable(),
+		errors.As(err, &netErr) && !errors.Is(err, context.DeadlineExceeded):
 		log.WarnContext(ctx, "dependency unavailable", "err", err)
 		return withDetails(codes.Unavailable, "service temporarily unavailable", retryInfo(time.Second))
 	case errors.As(err, &inv):

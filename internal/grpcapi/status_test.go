@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func TestToStatus(t *testing.T) {
 		{&order.BusyError{RetryAfter: 2 * time.Second}, codes.Unavailable, ReasonQueueBusy, ""},
 		{&rateLimited{scope: "ip", retryAfter: time.Second}, codes.ResourceExhausted, ReasonRateLimited, ""},
 		{fmt.Errorf("user by id: %w", downError{}), codes.Unavailable, "", ""},
+		{fmt.Errorf("catalog: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), codes.Unavailable, "", ""},
 		{errors.New("pq: relation does not exist"), codes.Internal, "", ""},
 	}
 	for _, tt := range tests {

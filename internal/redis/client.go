@@ -56,6 +56,10 @@ func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
+	// Fail fast when Redis is unreachable: a read retried until the caller's
+	// deadline would hold every order attempt (most have none) while Redis is
+	// down; the caller answers Unavailable and the client retries instead.
+	opt.DisableRetry = true
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis connect: %w", err)
