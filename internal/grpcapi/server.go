@@ -77,6 +77,7 @@ func NewServer(d Deps) *Server {
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	unary := []grpc.UnaryServerInterceptor{
+		defaultDeadline(callTimeout),
 		metrics.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(slogAdapter(d.Log), logOpts...),
 		selector.UnaryServerInterceptor(authn, selector.MatchFunc(needsCaller)),
@@ -107,6 +108,22 @@ func NewServer(d Deps) *Server {
 	reflection.Register(s)
 	metrics.InitializeMetrics(s)
 	return &Server{Server: s, Health: hs}
+}
+
+// callTimeout bounds a unary call whose client set no deadline (calls
+// through the REST gateway never carry one), so a hung dependency cannot
+// hold a call, and its goroutine, forever.
+const callTimeout = 30 * time.Second
+
+func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return handler(ctx, req)
+	}
 }
 
 // access is who may call a method.
