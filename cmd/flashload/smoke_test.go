@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
 
 // freeAddr returns a loopback address no one listens on right now.
@@ -42,7 +42,7 @@ func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+databaseURL,
-		"REDIS_URL="+cmp.Or(os.Getenv("TEST_REDIS_URL"), "redis://127.0.0.1:6379/0"),
+		"REDIS_URL="+testenv.RedisURL(),
 		"GRPC_ADDR="+grpcAddr, "HTTP_ADDR="+httpAddr,
 		"AUTH_JWT_SECRET="+smokeSecret,
 		"ADMIN_EMAIL="+smokeAdmin, "ADMIN_PASSWORD="+smokePassword,

@@ -36,6 +36,7 @@ import (
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
 	redisq "github.com/flashsale/flashsale/internal/redis"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
 
 // TestFaults breaks the fast order path with real processes: the flashsale
@@ -45,7 +46,7 @@ import (
 // checks the invariants in PostgreSQL afterwards: no oversell, one order per
 // user per sale, no acknowledged order lost.
 func TestFaults(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
+	if testing.Short() && !testenv.CI() {
 		t.Skip("fault tests run real processes; skipped with -short (never under CI=true)")
 	}
 	bin := buildFlashsale(t)
@@ -772,22 +773,13 @@ func rawRedis(t *testing.T, url string) rueidis.Client {
 	return c
 }
 
-// missingTool skips the test, or fails it under CI=true.
-func missingTool(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+" (CI=true, so not skipping)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // testRedisDown: with Redis gone, the fast path answers Unavailable (REST
 // 503 with Retry-After), never Internal; /readyz says not ready; and once
 // Redis is back (empty), orders go through again.
 func testRedisDown(t *testing.T, bin string) {
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
-		missingTool(t, "redis-server not installed (apt-get install redis-server): %v", err)
+		testenv.Missing(t, "redis-server not installed (apt-get install redis-server): %v", err)
 	}
 	port := strconv.Itoa(freePort(t))
 	dir := t.TempDir()
@@ -835,7 +827,7 @@ func startPrivateRedis(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
-		missingTool(t, "redis-server not installed (apt-get install redis-server): %v", err)
+		testenv.Missing(t, "redis-server not installed (apt-get install redis-server): %v", err)
 	}
 	port := strconv.Itoa(freePort(t))
 	startChild(t, "redis-server", childEnv(nil), path,
@@ -874,7 +866,7 @@ func startPrivatePostgres(t *testing.T) *privatePG {
 	} else if p, err := exec.LookPath("initdb"); err == nil {
 		bin = filepath.Dir(p)
 	} else {
-		missingTool(t, "no PostgreSQL server programs (initdb, pg_ctl) installed (apt-get install postgresql)")
+		testenv.Missing(t, "no PostgreSQL server programs (initdb, pg_ctl) installed (apt-get install postgresql)")
 	}
 	// Not t.TempDir: its parents are private to root, out of the postgres user's reach.
 	dir, err := os.MkdirTemp("", "flashsale-fault-pg-")
@@ -885,7 +877,7 @@ func startPrivatePostgres(t *testing.T) *privatePG {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			missingTool(t, "running as root without a postgres user to run PostgreSQL as: %v", err)
+			testenv.Missing(t, "running as root without a postgres user to run PostgreSQL as: %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)

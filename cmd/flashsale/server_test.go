@@ -1,13 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
 	"github.com/flashsale/flashsale/internal/redis"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
 
 const (
@@ -110,15 +109,12 @@ func (s *testServer) waitReady(t *testing.T) {
 // skipped when it does not answer, unless CI=true.
 func testRedisURL(t *testing.T) string {
 	t.Helper()
-	u := cmp.Or(os.Getenv("TEST_REDIS_URL"), "redis://127.0.0.1:6379/0")
+	u := testenv.RedisURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := redis.New(ctx, u)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s unreachable (CI=true, so not skipping): %v", u, err)
-		}
-		t.Skipf("redis at %s unreachable; start it or set TEST_REDIS_URL: %v", u, err)
+		testenv.Missing(t, "redis at %s unreachable; start it or set TEST_REDIS_URL: %v", u, err)
 	}
 	c.Close()
 	return u

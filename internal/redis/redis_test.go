@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
@@ -14,14 +13,10 @@ import (
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/redis"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
 
-func redisURL() string {
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
+func redisURL() string { return testenv.RedisURL() }
 
 // newPrefix is a key prefix no other test uses.
 func newPrefix() string {
@@ -44,10 +39,7 @@ func newClientPrefix(t testing.TB, prefix string) *redis.Client {
 	defer cancel()
 	c, err := redis.New(ctx, redisURL(), redis.WithKeyPrefix(prefix))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s: %v", redisURL(), err)
-		}
-		t.Skipf("redis not reachable at %s (set TEST_REDIS_URL): %v", redisURL(), err)
+		testenv.Missing(t, "redis not reachable at %s (set TEST_REDIS_URL): %v", redisURL(), err)
 	}
 	t.Cleanup(func() {
 		deletePrefix(t, prefix)
