@@ -84,8 +84,3 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) Close() {
 	c.rc.Close()
 }
-
-// Prefix is the prefix of every key the client writes.
-func (c *Client) Prefix() string {
-	return c.prefix
-}
