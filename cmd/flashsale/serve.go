@@ -86,6 +86,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
+	go store.FollowUsers(bg, log)
 	go orders.reconcileLoop(bg, store, cfg.ReconcileInterval(), log)
 	workersDone := orders.runWorkers(bg, store, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
 

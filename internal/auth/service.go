@@ -19,8 +19,9 @@ type UserStore interface {
 	UserCreate(ctx context.Context, u User, passwordHash string) (User, error)
 	// UserByEmail returns a user and its password hash; ErrUserNotFound.
 	UserByEmail(ctx context.Context, email string) (User, string, error)
-	// UserByID returns a user; ErrUserNotFound.
-	UserByID(ctx context.Context, id uuid.UUID) (User, error)
+	// UserStanding returns a user's role and disabled flag as they are now;
+	// ErrUserNotFound when the user is gone.
+	UserStanding(ctx context.Context, id uuid.UUID) (Standing, error)
 	// UserUpsertAdmin creates the admin, or makes the existing account an
 	// enabled admin with this password; id is used only on create.
 	UserUpsertAdmin(ctx context.Context, id uuid.UUID, email, passwordHash string) (User, error)
@@ -163,9 +164,10 @@ func (s *Service) Login(ctx context.Context, email, password string) (User, stri
 	return u, token, exp, nil
 }
 
-// Authenticate verifies token and returns the caller it names. The user is
-// loaded on every call, so a disabled or deleted account loses access at
-// once and the role is the one in the database, not the one in the token.
+// Authenticate verifies token and returns the caller it names. The user's
+// standing is checked on every call, so a disabled or deleted account loses
+// access as soon as the store knows, and the role is the stored one, not the
+// one in the token.
 // It returns an error wrapping ErrUnauthenticated for a bad token or a user
 // that is gone or disabled.
 func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error) {
@@ -173,7 +175,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error
 	if err != nil {
 		return Caller{}, err
 	}
-	u, err := s.users.UserByID(ctx, id)
+	u, err := s.users.UserStanding(ctx, id)
 	if errors.Is(err, ErrUserNotFound) {
 		return Caller{}, fmt.Errorf("%w: user %s not found", ErrUnauthenticated, id)
 	}
@@ -183,7 +185,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error
 	if u.Disabled {
 		return Caller{}, fmt.Errorf("%w: user %s is disabled", ErrUnauthenticated, id)
 	}
-	return Caller{UserID: u.ID, Role: u.Role}, nil
+	return Caller{UserID: id, Role: u.Role}, nil
 }
 
 // EnsureAdmin makes email an enabled admin with password, creating the

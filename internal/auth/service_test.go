@@ -59,17 +59,17 @@ func (m *memUsers) UserByEmail(_ context.Context, email string) (User, string, e
 	return u, m.hashes[u.ID], nil
 }
 
-func (m *memUsers) UserByID(_ context.Context, id uuid.UUID) (User, error) {
+func (m *memUsers) UserStanding(_ context.Context, id uuid.UUID) (Standing, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
-		return User{}, m.err
+		return Standing{}, m.err
 	}
 	u, ok := m.byID[id]
 	if !ok {
-		return User{}, ErrUserNotFound
+		return Standing{}, ErrUserNotFound
 	}
-	return u, nil
+	return Standing{Role: u.Role, Disabled: u.Disabled}, nil
 }
 
 func (m *memUsers) UserUpsertAdmin(_ context.Context, id uuid.UUID, email, hash string) (User, error) {

@@ -41,3 +41,10 @@ type User struct {
 	Disabled  bool
 	CreatedAt time.Time
 }
+
+// Standing is what every authenticated call checks of its user: the role
+// it acts with, and whether the account is disabled.
+type Standing struct {
+	Role     Role
+	Disabled bool
+}

@@ -32,9 +32,10 @@ const (
 // Store reads and writes users, products, sales and orders in PostgreSQL.
 // It is safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	q     *dbsqlc.Queries
-	users *userLoader
+	pool      *pgxpool.Pool
+	q         *dbsqlc.Queries
+	users     *userLoader
+	directory *userDirectory
 }
 
 // New connects a pool to databaseURL (a postgres:// URL or key=value DSN; pool
@@ -55,7 +56,7 @@ func New(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, fmt.Errorf("postgres connect: %w", err)
 	}
 	q := dbsqlc.New(pool)
-	return &Store{pool: pool, q: q, users: newUserLoader(q)}, nil
+	return &Store{pool: pool, q: q, users: newUserLoader(q), directory: newUserDirectory()}, nil
 }
 
 // Close waits for queries in flight and closes every connection.

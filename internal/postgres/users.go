@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -45,11 +46,29 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, strin
 	return userFromRow(row), row.PasswordHash, nil
 }
 
-// UserByID returns the user with that id, or auth.ErrUserNotFound. Every
-// authenticated call makes this lookup, so concurrent ones share a query
-// (see userLoader).
-func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
-	return s.users.load(ctx, id)
+// UserStanding returns the role and disabled flag of the user with that id,
+// or auth.ErrUserNotFound. Every authenticated call asks, so while
+// FollowUsers keeps the in-memory directory current the answer comes from
+// there; otherwise, and for an id the directory does not hold, concurrent
+// lookups share a query (see userLoader).
+func (s *Store) UserStanding(ctx context.Context, id uuid.UUID) (auth.Standing, error) {
+	if st, ok := s.directory.lookup(id); ok {
+		return st, nil
+	}
+	u, err := s.users.load(ctx, id)
+	if err != nil {
+		return auth.Standing{}, err
+	}
+	return auth.Standing{Role: u.Role, Disabled: u.Disabled}, nil
+}
+
+// FollowUsers keeps an in-memory directory of every user's standing current
+// from the users table's notifications until ctx is done, so that
+// UserStanding does not read the table. It holds one connection of the pool
+// for itself, and logs to log when it loses track (UserStanding then reads
+// the table until it has caught up again).
+func (s *Store) FollowUsers(ctx context.Context, log *slog.Logger) {
+	s.directory.follow(ctx, s.pool, log)
 }
 
 // UserUpsertAdmin makes sure an enabled admin with that email and password

@@ -34,12 +34,12 @@ func TestUserCreate(t *testing.T) {
 		t.Errorf("UserByEmail = %+v, %q, want %+v, %q", got, hash, u, "hash-1")
 	}
 
-	got, err = s.UserByID(ctx, id)
+	st, err := s.UserStanding(ctx, id)
 	if err != nil {
-		t.Fatalf("UserByID: %v", err)
+		t.Fatalf("UserStanding: %v", err)
 	}
-	if got != u {
-		t.Errorf("UserByID = %+v, want %+v", got, u)
+	if want := (auth.Standing{Role: auth.RoleCustomer}); st != want {
+		t.Errorf("UserStanding = %+v, want %+v", st, want)
 	}
 }
 
@@ -72,8 +72,8 @@ func TestUserNotFound(t *testing.T) {
 	if _, _, err := s.UserByEmail(ctx, "nobody@example.com"); !errors.Is(err, auth.ErrUserNotFound) {
 		t.Errorf("UserByEmail = %v, want %v", err, auth.ErrUserNotFound)
 	}
-	if _, err := s.UserByID(ctx, newID()); !errors.Is(err, auth.ErrUserNotFound) {
-		t.Errorf("UserByID = %v, want %v", err, auth.ErrUserNotFound)
+	if _, err := s.UserStanding(ctx, newID()); !errors.Is(err, auth.ErrUserNotFound) {
+		t.Errorf("UserStanding = %v, want %v", err, auth.ErrUserNotFound)
 	}
 	if err := s.UserSetDisabled(ctx, newID(), true); !errors.Is(err, auth.ErrUserNotFound) {
 		t.Errorf("UserSetDisabled = %v, want %v", err, auth.ErrUserNotFound)
@@ -88,9 +88,9 @@ func TestUserSetDisabled(t *testing.T) {
 		if err := s.UserSetDisabled(ctx, u.ID, disabled); err != nil {
 			t.Fatalf("UserSetDisabled(%v): %v", disabled, err)
 		}
-		got, err := s.UserByID(ctx, u.ID)
+		got, err := s.UserStanding(ctx, u.ID)
 		if err != nil {
-			t.Fatalf("UserByID: %v", err)
+			t.Fatalf("UserStanding: %v", err)
 		}
 		if got.Disabled != disabled {
 			t.Errorf("Disabled after UserSetDisabled(%v) = %v", disabled, got.Disabled)
@@ -142,9 +142,9 @@ func TestUserUpsertAdminPromotes(t *testing.T) {
 	}
 }
 
-// TestUserByIDConcurrent: lookups made at once share queries but each gets
-// its own answer, the unknown ones auth.ErrUserNotFound.
-func TestUserByIDConcurrent(t *testing.T) {
+// TestUserStandingConcurrent: table lookups made at once share queries but
+// each gets its own answer, the unknown ones auth.ErrUserNotFound.
+func TestUserStandingConcurrent(t *testing.T) {
 	s := newStore(t)
 	known := make([]auth.User, 100)
 	for i := range known {
@@ -156,15 +156,15 @@ func TestUserByIDConcurrent(t *testing.T) {
 	for _, u := range known {
 		wg.Go(func() {
 			<-start
-			got, err := s.UserByID(t.Context(), u.ID)
-			if err != nil || got.ID != u.ID || got.Email != u.Email {
-				errs <- fmt.Errorf("UserByID(%s) = %v, %v; want %v", u.ID, got, err, u)
+			got, err := s.UserStanding(t.Context(), u.ID)
+			if want := (auth.Standing{Role: u.Role, Disabled: u.Disabled}); err != nil || got != want {
+				errs <- fmt.Errorf("UserStanding(%s) = %v, %v; want %v", u.ID, got, err, want)
 			}
 		})
 		wg.Go(func() {
 			<-start
-			if _, err := s.UserByID(t.Context(), newID()); !errors.Is(err, auth.ErrUserNotFound) {
-				errs <- fmt.Errorf("UserByID(unknown) error = %v, want ErrUserNotFound", err)
+			if _, err := s.UserStanding(t.Context(), newID()); !errors.Is(err, auth.ErrUserNotFound) {
+				errs <- fmt.Errorf("UserStanding(unknown) error = %v, want ErrUserNotFound", err)
 			}
 		})
 	}

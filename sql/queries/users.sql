@@ -20,6 +20,15 @@ RETURNING *;
 -- name: UserSetDisabled :execrows
 UPDATE users SET disabled = @disabled WHERE id = @id;
 
--- UsersGet loads many users in one round trip (the batched UserByID).
+-- UsersGet loads many users in one round trip (the batched UserStanding).
 -- name: UsersGet :many
 SELECT * FROM users WHERE id = ANY(@ids::uuid[]);
+
+-- UserStandings is what the in-memory user directory starts from.
+-- name: UserStandings :many
+SELECT id, role, disabled FROM users;
+
+-- UsersHeartbeat is a user directory's heartbeat: the directory trusts
+-- itself only while its own heartbeats come back on the users channel.
+-- name: UsersHeartbeat :exec
+SELECT pg_notify('flashsale_users', @payload::text);

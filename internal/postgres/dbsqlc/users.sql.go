@@ -80,6 +80,37 @@ func (q *Queries) UserSetDisabled(ctx context.Context, arg UserSetDisabledParams
 	return result.RowsAffected(), nil
 }
 
+const userStandings = `-- name: UserStandings :many
+SELECT id, role, disabled FROM users
+`
+
+type UserStandingsRow struct {
+	ID       uuid.UUID
+	Role     string
+	Disabled bool
+}
+
+// UserStandings is what the in-memory user directory starts from.
+func (q *Queries) UserStandings(ctx context.Context) ([]UserStandingsRow, error) {
+	rows, err := q.db.Query(ctx, userStandings)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UserStandingsRow
+	for rows.Next() {
+		var i UserStandingsRow
+		if err := rows.Scan(&i.ID, &i.Role, &i.Disabled); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const userUpsertAdmin = `-- name: UserUpsertAdmin :one
 INSERT INTO users (id, email, password_hash, role, disabled)
 VALUES ($1, lower($2), $3, 'admin', false)
@@ -116,7 +147,7 @@ const usersGet = `-- name: UsersGet :many
 SELECT id, email, password_hash, role, disabled, created_at FROM users WHERE id = ANY($1::uuid[])
 `
 
-// UsersGet loads many users in one round trip (the batched UserByID).
+// UsersGet loads many users in one round trip (the batched UserStanding).
 func (q *Queries) UsersGet(ctx context.Context, ids []uuid.UUID) ([]User, error) {
 	rows, err := q.db.Query(ctx, usersGet, ids)
 	if err != nil {
@@ -142,4 +173,15 @@ func (q *Queries) UsersGet(ctx context.Context, ids []uuid.UUID) ([]User, error)
 		return nil, err
 	}
 	return items, nil
+}
+
+const usersHeartbeat = `-- name: UsersHeartbeat :exec
+SELECT pg_notify('flashsale_users', $1::text)
+`
+
+// UsersHeartbeat is a user directory's heartbeat: the directory trusts
+// itself only while its own heartbeats come back on the users channel.
+func (q *Queries) UsersHeartbeat(ctx context.Context, payload string) error {
+	_, err := q.db.Exec(ctx, usersHeartbeat, payload)
+	return err
 }
