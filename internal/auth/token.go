@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -21,6 +23,23 @@ type Tokens struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+
+	// verified remembers the tokens that passed verification, by the
+	// SHA-256 of their exact text, so a client's next call with the same
+	// token skips the base64 and JSON decoding (most of a verification's
+	// cost); only the expiry is checked again. At most maxVerified are
+	// kept; when full it starts over.
+	mu       sync.RWMutex
+	verified map[[sha256.Size]byte]verifiedToken
+}
+
+// maxVerified bounds Tokens.verified: about 6 MB at most.
+const maxVerified = 1 << 16
+
+type verifiedToken struct {
+	userID    uuid.UUID
+	role      Role
+	expiresAt int64 // Unix seconds
 }
 
 // NewTokens returns Tokens signing with secret, issuing tokens valid for ttl
@@ -30,9 +49,10 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
 		now = time.Now
 	}
 	return &Tokens{
-		secret: append([]byte(nil), secret...),
-		ttl:    ttl,
-		now:    now,
+		secret:   append([]byte(nil), secret...),
+		ttl:      ttl,
+		now:      now,
+		verified: make(map[[sha256.Size]byte]verifiedToken),
 		// The allow-list of one method is what stops alg=none and
 		// RS256-with-the-HMAC-secret-as-public-key confusion.
 		parser: jwt.NewParser(
@@ -122,6 +142,17 @@ func (t *Tokens) Parse(token string) (userID uuid.UUID, role Role, err error) {
 	if len(t.secret) == 0 {
 		return uuid.Nil, "", fmt.Errorf("%w: empty signing secret", ErrUnauthenticated)
 	}
+	sum := sha256.Sum256([]byte(token))
+	t.mu.RLock()
+	v, ok := t.verified[sum]
+	t.mu.RUnlock()
+	if ok {
+		// Expired exactly when the parser would say so: at exp, not after.
+		if t.now().Unix() >= v.expiresAt {
+			return uuid.Nil, "", fmt.Errorf("%w: %w", ErrUnauthenticated, jwt.ErrTokenExpired)
+		}
+		return v.userID, v.role, nil
+	}
 	var c tokenClaims
 	_, err = t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
 		return t.secret, nil
@@ -136,5 +167,11 @@ func (t *Tokens) Parse(token string) (userID uuid.UUID, role Role, err error) {
 	if c.Role != RoleCustomer && c.Role != RoleAdmin {
 		return uuid.Nil, "", fmt.Errorf("%w: unknown role %q", ErrUnauthenticated, c.Role)
 	}
+	t.mu.Lock()
+	if len(t.verified) >= maxVerified {
+		clear(t.verified)
+	}
+	t.verified[sum] = verifiedToken{userID: id, role: c.Role, expiresAt: c.ExpiresAt}
+	t.mu.Unlock()
 	return id, c.Role, nil
 }

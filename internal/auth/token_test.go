@@ -198,3 +198,33 @@ func noneHeader(t *testing.T, token string) string {
 	parts[0] = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	return strings.Join(parts, ".")
 }
+
+// TestTokensParseRemembers: a token seen before is answered from the
+// verified memo, which keys on the token's exact text (a token one byte off
+// is verified afresh, and refused) and still checks the expiry.
+func TestTokensParseRemembers(t *testing.T) {
+	c := &clock{t: testStart}
+	tokens := NewTokens(testSecret, testTTL, c.now)
+	tok, _, err := tokens.Issue(testCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		id, role, err := tokens.Parse(tok)
+		if err != nil || id != testCustomer.ID || role != RoleCustomer {
+			t.Fatalf("Parse #%d = %v, %q, %v", i+1, id, role, err)
+		}
+	}
+	if n := len(tokens.verified); n != 1 {
+		t.Fatalf("verified memo holds %d tokens, want 1", n)
+	}
+	last := tok[len(tok)-2]
+	tampered := tok[:len(tok)-2] + string(last^1) + tok[len(tok)-1:]
+	if _, _, err := tokens.Parse(tampered); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("Parse(tampered) after the good one = %v, want ErrUnauthenticated", err)
+	}
+	c.t = testStart.Add(testTTL)
+	if _, _, err := tokens.Parse(tok); !errors.Is(err, jwt.ErrTokenExpired) {
+		t.Errorf("Parse(remembered) at expiry = %v, want ErrTokenExpired", err)
+	}
+}
