@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"os/signal"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,7 @@ type options struct {
 	stock         int
 	users         int
 	times         int
+	cpuProfile    string
 	concurrency   int
 	connections   int
 	duration      time.Duration
@@ -104,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", time.Minute, "how long to wait for acknowledged orders to reach the database")
 	fs.DurationVar(&o.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	fs.StringVar(&o.out, "out", "", "write the JSON summary here")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here")
 	fs.StringVar(&o.errorsCSV, "errors", "", "write every non-success response here as CSV (default: next to --out)")
 	fs.BoolVar(&o.noVerify, "no-verify", false, "skip the invariant checks")
 	if err := fs.Parse(args); err != nil {
@@ -158,6 +161,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseFlags(args, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	needTarget := o.mode != "ceiling"
 	verify := needTarget && !o.noVerify

@@ -56,7 +56,7 @@ func render(args []string, w io.Writer) error {
 	if meta.Notes != "" {
 		p("%s\n\n", meta.Notes)
 	}
-	p(`Scenarios: **rush** (stock 1,000, 20,000 distinct users, 100 concurrent, until every user tried or 20 s);
+	p(`Scenarios: **rush** (stock 1,000, 20,000 distinct users trying in turn, over and over, 100 concurrent, 20 s);
 **same-user** (one user, 100 concurrent, 20 s); **write-bound** (stock 100,000, 100,000 distinct users,
 100 concurrent, until 20 s); **status** (GetSaleStatus, 100 concurrent); **ceiling** (grpc.health.v1.Health/Check,
 or GET /healthz for REST, 100 concurrent). Each run also measures the ceiling for 5 s right after its
