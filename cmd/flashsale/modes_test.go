@@ -113,6 +113,12 @@ func TestEveryMode(t *testing.T) {
 			if remaining+len(persisted) != stock || remaining < 0 {
 				t.Errorf("remaining %d + sold %d != initial %d", remaining, len(persisted), stock)
 			}
+			if mode != "direct" {
+				// Every persisted order went through a timed batch.
+				if n := metricValue(t, s.baseURL, "flashsale_order_batch_size_sum"); n < float64(len(persisted)) {
+					t.Errorf("flashsale_order_batch_size_sum = %v, want at least the %d orders persisted", n, len(persisted))
+				}
+			}
 		})
 	}
 }

@@ -30,6 +30,8 @@ type orderPath struct {
 	gate    *redis.Gate
 	queue   *redis.Queue
 	batcher *order.Batcher
+	// batches is where the batcher and the workers write: the store, timed.
+	batches order.BatchStore
 	status  *statusReader
 	// store is what the API reads and writes: PostgreSQL, with the catalog
 	// served from the client-side cache in the fast modes.
@@ -52,6 +54,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	}
 	p.redis = rc
 	p.gate = redis.NewGate(rc)
+	p.batches = newTimedBatches(store, reg)
 	p.status = newStatusReader(p.gate, reg)
 	p.store.loadGate = func(ctx context.Context, sl sale.Sale) error { return p.service.LoadGate(ctx, sl) }
 	p.status.load = p.store.loadGate
@@ -72,7 +75,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	}
 	switch p.mode {
 	case order.ModeSync:
-		p.batcher = order.NewBatcher(store, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log)
+		p.batcher = order.NewBatcher(p.batches, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log)
 		oc.Batcher = p.batcher
 	case order.ModeQueue:
 		p.queue = redis.NewQueue(rc)
@@ -191,7 +194,7 @@ func (p *orderPath) reconcileLoop(ctx context.Context, store *postgres.Store, in
 
 // runWorkers consumes the order streams with n workers until ctx ends; the
 // channel closes when they have all stopped.
-func (p *orderPath) runWorkers(ctx context.Context, store *postgres.Store, n, batchSize int, claimIdle time.Duration, log *slog.Logger) <-chan struct{} {
+func (p *orderPath) runWorkers(ctx context.Context, n, batchSize int, claimIdle time.Duration, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if p.queue == nil || n <= 0 {
 		close(done)
@@ -201,7 +204,7 @@ func (p *orderPath) runWorkers(ctx context.Context, store *postgres.Store, n, ba
 	var wg sync.WaitGroup
 	for i := range n {
 		consumer := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
-		w := order.NewWorker(p.queue, store, p.gate, consumer, batchSize, claimIdle, log)
+		w := order.NewWorker(p.queue, p.batches, p.gate, consumer, batchSize, claimIdle, log)
 		wg.Go(func() {
 			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("order worker stopped", "consumer", consumer, "err", err)
@@ -273,4 +276,39 @@ func (r *statusReader) SoldOut(ctx context.Context, saleID uuid.UUID) bool {
 // Reconcile implements grpcapi.Reconciler.
 func (p *orderPath) Reconcile(ctx context.Context, saleID uuid.UUID) (int, int, error) {
 	return p.service.Reconcile(ctx, saleID)
+}
+
+// timedBatches is the batch store with each batch's size and time recorded
+// as flashsale_order_batch_size and flashsale_order_batch_seconds.
+type timedBatches struct {
+	store   order.BatchStore
+	size    prometheus.Histogram
+	seconds prometheus.Histogram
+}
+
+func newTimedBatches(store order.BatchStore, reg prometheus.Registerer) *timedBatches {
+	t := &timedBatches{
+		store: store,
+		size: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "flashsale_order_batch_size",
+			Help:    "Orders per batch written to PostgreSQL (sync batcher and queue workers).",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "flashsale_order_batch_seconds",
+			Help:    "Time to write one batch of orders to PostgreSQL, commit included.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+		}),
+	}
+	reg.MustRegister(t.size, t.seconds)
+	return t
+}
+
+// OrderInsertBatch implements order.BatchStore.
+func (t *timedBatches) OrderInsertBatch(ctx context.Context, orders []order.Order) ([]error, error) {
+	start := time.Now()
+	results, err := t.store.OrderInsertBatch(ctx, orders)
+	t.size.Observe(float64(len(orders)))
+	t.seconds.Observe(time.Since(start).Seconds())
+	return results, err
 }

@@ -88,7 +88,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	defer stopBackground()
 	go store.FollowUsers(bg, log)
 	go orders.reconcileLoop(bg, store, cfg.ReconcileInterval(), log)
-	workersDone := orders.runWorkers(bg, store, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	workersDone := orders.runWorkers(bg, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.

@@ -20,14 +20,14 @@ func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.OrderMode() != config.OrderModeQueue {
 		return errors.New("worker: set ORDER_MODE=queue (or ORDERS_USE_QUEUE=true); other modes have no queue")
 	}
-	store, p, closeAll, err := connectOrderPath(ctx, cfg, log)
+	_, p, closeAll, err := connectOrderPath(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
 	n := max(1, cfg.OrdersWorkerConcurrency)
 	log.Info("order workers running", "workers", n)
-	<-p.runWorkers(ctx, store, n, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	<-p.runWorkers(ctx, n, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
 	return nil
 }
 

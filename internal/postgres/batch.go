@@ -68,18 +68,21 @@ func (s *Store) OrderInsertBatch(ctx context.Context, orders []order.Order) (res
 	return results, nil
 }
 
-// orderInsertBatch runs OrderInsertBatch's transaction once.
+// orderInsertBatch runs OrderInsertBatch once: as one statement when every
+// product has the units the batch needs (the usual case), otherwise as a
+// transaction that takes what is left.
 func (s *Store) orderInsertBatch(ctx context.Context, orders []order.Order) ([]error, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, interpretError("order insert batch: begin", err)
+	results, err := s.orderInsertBatchOneStatement(ctx, orders)
+	if !isShortOfStock(err) {
+		return results, err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; otherwise the error is already being returned
-	q := s.q.WithTx(tx)
+	return s.orderInsertBatchTx(ctx, orders)
+}
 
-	// Insert in (sale, user, id) order, so that two batches waiting on each
-	// other's rows in the unique indexes take those locks in the same order
-	// and cannot deadlock.
+// batchParams zips orders into the batch statements' arrays, in (sale,
+// user, id) order, so that two batches waiting on each other's rows in the
+// unique indexes take those locks in the same order and cannot deadlock.
+func batchParams(orders []order.Order) dbsqlc.OrderInsertBatchParams {
 	sorted := slices.Clone(orders)
 	slices.SortFunc(sorted, func(a, b order.Order) int {
 		if c := bytes.Compare(a.SaleID[:], b.SaleID[:]); c != 0 {
@@ -101,32 +104,51 @@ func (s *Store) orderInsertBatch(ctx context.Context, orders []order.Order) ([]e
 		p.Ids[i], p.FlashSaleIds[i], p.ProductIds[i], p.UserIds[i] = o.ID, o.SaleID, o.ProductID, o.UserID
 		p.CreatedAts[i] = takenAt(o)
 	}
+	return p
+}
+
+// orderInsertBatchOneStatement stores the batch with
+// OrderInsertBatchTakeStock: one round trip, and the product's row lock held
+// only inside PostgreSQL. When a product has fewer units left than the
+// batch inserted it fails, having written nothing, with an error
+// isShortOfStock recognises.
+func (s *Store) orderInsertBatchOneStatement(ctx context.Context, orders []order.Order) ([]error, error) {
+	insertedIDs, err := s.q.OrderInsertBatchTakeStock(ctx, dbsqlc.OrderInsertBatchTakeStockParams(batchParams(orders)))
+	if isShortOfStock(err) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, interpretError("order insert batch", err)
+	}
+	inserted := idSet(insertedIDs)
+	existing, err := existingOf(ctx, s.q, orders, inserted)
+	if err != nil {
+		return nil, err
+	}
+	return batchResults(orders, inserted, existing, nil), nil
+}
+
+// orderInsertBatchTx stores the batch in one transaction that inserts it,
+// then takes each product's units; for a product short of them it keeps
+// the orders the stock covers and deletes the rest (sold out).
+func (s *Store) orderInsertBatchTx(ctx context.Context, orders []order.Order) ([]error, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, interpretError("order insert batch: begin", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; otherwise the error is already being returned
+	q := s.q.WithTx(tx)
+
+	p := batchParams(orders)
 	insertedIDs, err := q.OrderInsertBatch(ctx, p)
 	if err != nil {
 		return nil, interpretError("order insert batch: insert", err)
 	}
-	inserted := make(map[uuid.UUID]bool, len(insertedIDs))
-	for _, id := range insertedIDs {
-		inserted[id] = true
-	}
+	inserted := idSet(insertedIDs)
 
-	// Skipped orders are replays (their id is there) or a second order of the
-	// same user in the sale (another id is).
-	var skipped []uuid.UUID
-	for _, o := range orders {
-		if !inserted[o.ID] {
-			skipped = append(skipped, o.ID)
-		}
-	}
-	existing := map[uuid.UUID]bool{}
-	if len(skipped) > 0 {
-		ids, err := q.OrderIDsExisting(ctx, skipped)
-		if err != nil {
-			return nil, interpretError("order insert batch: existing", err)
-		}
-		for _, id := range ids {
-			existing[id] = true
-		}
+	existing, err := existingOf(ctx, q, orders, inserted)
+	if err != nil {
+		return nil, err
 	}
 
 	// The orders inserted now, per product, in batch order (an id listed
@@ -187,6 +209,39 @@ func (s *Store) orderInsertBatch(ctx context.Context, orders []order.Order) ([]e
 		return nil, interpretError("order insert batch: commit", err)
 	}
 
+	return batchResults(orders, inserted, existing, soldOut), nil
+}
+
+func idSet(ids []uuid.UUID) map[uuid.UUID]bool {
+	set := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
+// existingOf returns which of the orders not inserted now are in the
+// database all the same: replays (their id is there), as opposed to a
+// second order of the same user in the sale (another id is).
+func existingOf(ctx context.Context, q *dbsqlc.Queries, orders []order.Order, inserted map[uuid.UUID]bool) (map[uuid.UUID]bool, error) {
+	var skipped []uuid.UUID
+	for _, o := range orders {
+		if !inserted[o.ID] {
+			skipped = append(skipped, o.ID)
+		}
+	}
+	if len(skipped) == 0 {
+		return nil, nil
+	}
+	ids, err := q.OrderIDsExisting(ctx, skipped)
+	if err != nil {
+		return nil, interpretError("order insert batch: existing", err)
+	}
+	return idSet(ids), nil
+}
+
+// batchResults is each order's outcome, in the batch's order.
+func batchResults(orders []order.Order, inserted, existing, soldOut map[uuid.UUID]bool) []error {
 	results := make([]error, len(orders))
 	for i, o := range orders {
 		switch {
@@ -198,7 +253,15 @@ func (s *Store) orderInsertBatch(ctx context.Context, orders []order.Order) ([]e
 			results[i] = order.ErrAlreadyOrdered
 		}
 	}
-	return results, nil
+	return results
+}
+
+// isShortOfStock reports whether err is a batch statement refused by the
+// products_quantity_nonnegative CHECK: a product had fewer units left than
+// the batch needed.
+func isShortOfStock(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == checkViolation && pgErr.ConstraintName == "products_quantity_nonnegative"
 }
 
 // isDeadlock reports whether err aborted a transaction to break a deadlock.

@@ -39,6 +39,36 @@ SELECT unnest(@ids::uuid[]),
 ON CONFLICT DO NOTHING
 RETURNING id;
 
+-- OrderInsertBatchTakeStock is a whole batch in one statement, committed on
+-- its own: the insert of OrderInsertBatch, then one UPDATE per product taking
+-- as many units as orders were inserted now. Its guard is the
+-- products_quantity_nonnegative CHECK: when a product has fewer units left
+-- than the batch inserted, the statement fails as a whole and nothing is
+-- written (the store then runs the batch the slow way, taking what is left).
+-- Concurrent batches queue on the product's row lock, and each re-evaluates
+-- its UPDATE against the row as the previous one committed it. Holding that
+-- lock only inside the server, not across a client round trip to COMMIT, is
+-- the point. RETURNING lists only the rows inserted now.
+-- name: OrderInsertBatchTakeStock :many
+WITH inserted AS (
+    INSERT INTO orders (id, flash_sale_id, product_id, user_id, status, created_at)
+    SELECT unnest(@ids::uuid[]),
+           unnest(@flash_sale_ids::uuid[]),
+           unnest(@product_ids::uuid[]),
+           unnest(@user_ids::uuid[]),
+           'confirmed',
+           unnest(@created_ats::timestamptz[])
+    ON CONFLICT DO NOTHING
+    RETURNING id, product_id
+), taken AS (
+    UPDATE products p
+    SET quantity = p.quantity - t.n
+    FROM (SELECT i.product_id, count(*)::integer AS n FROM inserted i GROUP BY i.product_id) t
+    WHERE p.id = t.product_id
+    RETURNING p.id
+)
+SELECT inserted.id FROM inserted;
+
 -- name: OrderIDsExisting :many
 SELECT id FROM orders WHERE id = ANY(@ids::uuid[]);
 

@@ -165,6 +165,71 @@ func (q *Queries) OrderInsertBatch(ctx context.Context, arg OrderInsertBatchPara
 	return items, nil
 }
 
+const orderInsertBatchTakeStock = `-- name: OrderInsertBatchTakeStock :many
+WITH inserted AS (
+    INSERT INTO orders (id, flash_sale_id, product_id, user_id, status, created_at)
+    SELECT unnest($1::uuid[]),
+           unnest($2::uuid[]),
+           unnest($3::uuid[]),
+           unnest($4::uuid[]),
+           'confirmed',
+           unnest($5::timestamptz[])
+    ON CONFLICT DO NOTHING
+    RETURNING id, product_id
+), taken AS (
+    UPDATE products p
+    SET quantity = p.quantity - t.n
+    FROM (SELECT i.product_id, count(*)::integer AS n FROM inserted i GROUP BY i.product_id) t
+    WHERE p.id = t.product_id
+    RETURNING p.id
+)
+SELECT inserted.id FROM inserted
+`
+
+type OrderInsertBatchTakeStockParams struct {
+	Ids          []uuid.UUID
+	FlashSaleIds []uuid.UUID
+	ProductIds   []uuid.UUID
+	UserIds      []uuid.UUID
+	CreatedAts   []time.Time
+}
+
+// OrderInsertBatchTakeStock is a whole batch in one statement, committed on
+// its own: the insert of OrderInsertBatch, then one UPDATE per product taking
+// as many units as orders were inserted now. Its guard is the
+// products_quantity_nonnegative CHECK: when a product has fewer units left
+// than the batch inserted, the statement fails as a whole and nothing is
+// written (the store then runs the batch the slow way, taking what is left).
+// Concurrent batches queue on the product's row lock, and each re-evaluates
+// its UPDATE against the row as the previous one committed it. Holding that
+// lock only inside the server, not across a client round trip to COMMIT, is
+// the point. RETURNING lists only the rows inserted now.
+func (q *Queries) OrderInsertBatchTakeStock(ctx context.Context, arg OrderInsertBatchTakeStockParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, orderInsertBatchTakeStock,
+		arg.Ids,
+		arg.FlashSaleIds,
+		arg.ProductIds,
+		arg.UserIds,
+		arg.CreatedAts,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const orderList = `-- name: OrderList :many
 SELECT id, flash_sale_id, product_id, user_id, status, created_at FROM orders
 WHERE ($1::uuid IS NULL OR user_id = $1::uuid)
