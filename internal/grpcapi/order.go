@@ -59,6 +59,11 @@ func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrde
 
 // outcome labels a failed order by its ErrorInfo reason, else its code.
 func outcome(err error) string {
+	for _, f := range fixedStatuses {
+		if err == f.status {
+			return f.reason
+		}
+	}
 	st, _ := status.FromError(err)
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {

@@ -123,3 +123,24 @@ func TestParsePage(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcome: the outcome label is the ErrorInfo reason whether the status
+// was built once (a bare sentinel) or for this call (a wrapped one), else
+// the code.
+func TestOutcome(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{order.ErrSoldOut, ReasonSoldOut},
+		{fmt.Errorf("place: %w", order.ErrSoldOut), ReasonSoldOut},
+		{order.ErrAlreadyOrdered, ReasonAlreadyOrdered},
+		{fmt.Errorf("place: %w", order.ErrSaleNotActive), ReasonSaleNotActive},
+		{errors.New("boom"), "Internal"},
+	} {
+		if got := outcome(toStatus(context.Background(), log, tc.err)); got != tc.want {
+			t.Errorf("outcome(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
