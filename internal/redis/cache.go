@@ -21,6 +21,13 @@ type Cache struct {
 	misses atomic.Uint64
 }
 
+// cached is a value held in the near cache: found false is a remembered
+// "not found".
+type cached struct {
+	value []byte
+	found bool
+}
+
 // NewCache returns a cache over c.
 func NewCache(c *Client) *Cache {
 	return &Cache{c: c}
@@ -42,6 +49,12 @@ func (k *Cache) key(key string) string { return k.c.prefix + ":cache:" + key }
 // in flight may survive it until ttl; keep ttl short.
 func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Duration, load func(ctx context.Context) ([]byte, bool, error)) ([]byte, bool, error) {
 	full := k.key(key)
+	if v, ok := k.c.near.get(full); ok {
+		k.hits.Add(1)
+		e := v.(cached)
+		return e.value, e.found, nil
+	}
+	epoch := k.c.near.start()
 	var res rueidis.RedisResult
 	if ttl > 0 {
 		res = k.c.rc.DoCache(ctx, k.c.rc.B().Get().Key(full).Cache(), ttl)
@@ -52,15 +65,21 @@ func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Durat
 	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
 		// A cached "no such key" may predate our own SET, whose invalidation
 		// is still on its way; ask Redis before loading again.
-		v, err = k.c.rc.Do(ctx, k.c.rc.B().Get().Key(full).Build()).ToString()
+		res = k.c.rc.Do(ctx, k.c.rc.B().Get().Key(full).Build())
+		v, err = res.ToString()
 	}
 	switch {
 	case err == nil && len(v) > 0:
 		k.hits.Add(1)
-		if v[:1] == tagNotFound {
-			return nil, false, nil
+		e := cached{found: v[:1] != tagNotFound}
+		if e.found {
+			e.value = []byte(v[1:])
 		}
-		return []byte(v[1:]), true, nil
+		if ttl > 0 && res.IsCacheHit() {
+			// Only what rueidis holds, and so Redis tracks, is kept nearer.
+			k.c.near.put(full, e, res, ttl, epoch)
+		}
+		return e.value, e.found, nil
 	case err != nil && !rueidis.IsRedisNil(err):
 		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
 	}
@@ -123,6 +142,9 @@ func (k *Cache) Invalidate(ctx context.Context, keys ...string) error {
 	// caller reads its own write.
 	for _, f := range full {
 		awaitPushed(ctx, func() bool {
+			if _, ok := k.c.near.get(f); ok {
+				return false
+			}
 			return !k.c.rc.DoCache(ctx, k.c.rc.B().Get().Key(f).Cache(), time.Second).IsCacheHit()
 		})
 	}

@@ -34,6 +34,7 @@ import (
 type Client struct {
 	rc     rueidis.Client
 	prefix string
+	near   nearCache
 }
 
 // Option configures New.
@@ -60,6 +61,7 @@ func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) 
 	// deadline would hold every order attempt (most have none) while Redis is
 	// down; the caller answers Unavailable and the client retries instead.
 	opt.DisableRetry = true
+	opt.OnInvalidations = c.near.invalidate
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis connect: %w", err)

@@ -29,7 +29,7 @@ type saleKeys struct {
 }
 
 func (c *Client) saleKeys(saleID uuid.UUID) saleKeys {
-	p := c.prefix + ":{sale:" + saleID.String() + "}:"
+	p := c.salePrefix(saleID)
 	return saleKeys{
 		meta:     p + "meta",
 		stock:    p + "stock",
@@ -40,6 +40,13 @@ func (c *Client) saleKeys(saleID uuid.UUID) saleKeys {
 		released: p + "released",
 	}
 }
+
+func (c *Client) salePrefix(saleID uuid.UUID) string {
+	return c.prefix + ":{sale:" + saleID.String() + "}:"
+}
+
+// statusKey is saleKeys(saleID).status alone, for the hot status read.
+func (c *Client) statusKey(saleID uuid.UUID) string { return c.salePrefix(saleID) + "status" }
 
 func (c *Client) streamsKey() string { return c.prefix + ":streams" }
 
@@ -289,7 +296,11 @@ type Status struct {
 // therefore coarse. loaded is false when the gate holds no state for the
 // sale. Use Remaining for the exact stock.
 func (g *Gate) Status(ctx context.Context, saleID uuid.UUID, now time.Time) (st Status, loaded bool, err error) {
-	k := g.c.saleKeys(saleID)
+	k := saleKeys{status: g.c.statusKey(saleID)}
+	if v, ok := g.c.near.get(k.status); ok {
+		return v.(published).at(now, true), true, nil
+	}
+	epoch := g.c.near.start()
 	res := g.c.rc.DoCache(ctx, g.c.rc.B().Get().Key(k.status).Cache(), statusCacheTTL)
 	v, err := res.ToString()
 	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
@@ -304,22 +315,43 @@ func (g *Gate) Status(ctx context.Context, saleID uuid.UUID, now time.Time) (st 
 	if err != nil {
 		return Status{}, false, fmt.Errorf("gate status: %w", err)
 	}
+	p, err := parsePublished(v)
+	if err != nil {
+		return Status{}, false, err
+	}
+	if res.IsCacheHit() {
+		g.c.near.put(k.status, p, res, statusCacheTTL, epoch)
+	}
+	return p.at(now, res.IsCacheHit()), true, nil
+}
+
+// published is a sale's status key: the remaining stock rounded up to the
+// publish step, and the window.
+type published struct {
+	remaining int32
+	window    sale.Sale // StartsAt and EndsAt only
+}
+
+// parsePublished reads "<remaining>|<starts_us>|<ends_us>".
+func parsePublished(v string) (published, error) {
 	parts := strings.Split(v, "|")
 	if len(parts) != 3 {
-		return Status{}, false, fmt.Errorf("gate status: malformed value %q", v)
+		return published{}, fmt.Errorf("gate status: malformed value %q", v)
 	}
 	rem, err1 := strconv.ParseInt(parts[0], 10, 32)
 	starts, err2 := strconv.ParseInt(parts[1], 10, 64)
 	ends, err3 := strconv.ParseInt(parts[2], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
-		return Status{}, false, fmt.Errorf("gate status: malformed value %q", v)
+		return published{}, fmt.Errorf("gate status: malformed value %q", v)
 	}
-	sl := sale.Sale{StartsAt: time.UnixMicro(starts).UTC(), EndsAt: time.UnixMicro(ends).UTC()}
-	return Status{
-		State:     sl.StateAt(now, int32(rem)),
-		Remaining: int32(rem),
-		CacheHit:  res.IsCacheHit(),
-	}, true, nil
+	return published{
+		remaining: int32(rem),
+		window:    sale.Sale{StartsAt: time.UnixMicro(starts).UTC(), EndsAt: time.UnixMicro(ends).UTC()},
+	}, nil
+}
+
+func (p published) at(now time.Time, cacheHit bool) Status {
+	return Status{State: p.window.StateAt(now, p.remaining), Remaining: p.remaining, CacheHit: cacheHit}
 }
 
 // Remaining is the sale's exact stock in the gate, read uncached; loaded is
