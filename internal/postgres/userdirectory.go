@@ -168,7 +168,7 @@ func (d *userDirectory) load(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	users := make(map[uuid.UUID]auth.Standing, len(rows))
 	for _, r := range rows {
-		users[r.ID] = auth.Standing{Role: auth.Role(r.Role), Disabled: r.Disabled}
+		users[r.ID] = auth.Standing{Role: role(r.Role), Disabled: r.Disabled}
 	}
 	d.mu.Lock()
 	d.users = users
@@ -188,7 +188,7 @@ func (d *userDirectory) apply(payload string) {
 	switch {
 	case len(f) == 4 && f[0] == "u":
 		if id, err := uuid.Parse(f[1]); err == nil {
-			d.users[id] = auth.Standing{Role: auth.Role(f[2]), Disabled: f[3] == "true"}
+			d.users[id] = auth.Standing{Role: role(f[2]), Disabled: f[3] == "true"}
 		}
 	case len(f) == 2 && f[0] == "d":
 		if id, err := uuid.Parse(f[1]); err == nil {
@@ -196,5 +196,19 @@ func (d *userDirectory) apply(payload string) {
 		}
 	case len(f) == 1 && f[0] == "t":
 		clear(d.users)
+	}
+}
+
+// role returns the auth.Role constant for s, so that the directory's
+// entries share the constants' bytes instead of each keeping its own copy
+// (or, for a notification, the whole payload it was cut from).
+func role(s string) auth.Role {
+	switch r := auth.Role(s); r {
+	case auth.RoleCustomer:
+		return auth.RoleCustomer
+	case auth.RoleAdmin:
+		return auth.RoleAdmin
+	default:
+		return auth.Role(strings.Clone(s))
 	}
 }
