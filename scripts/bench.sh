@@ -20,6 +20,9 @@ secret=flashload-bench-secret-0123456789abcdef0123
 admin_email=bench-admin@example.com
 admin_password=bench-admin-password
 scenarios=(rush same-user write-bound status ceiling)
+# The rush: buyers keep pressing the button, each of the 20,000 users trying
+# again in turn (round robin) until the time is up.
+rush=(--mode distinct --stock 1000 --users 20000 --times 1000)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -107,9 +110,7 @@ for mode in $modes; do
 	for transport in grpc rest; do
 		for scenario in "${scenarios[@]}"; do
 			case $scenario in
-			# Buyers keep pressing the button: each of the 20,000 users tries
-			# again in turn (round robin) until the time is up.
-			rush) args=(--mode distinct --stock 1000 --users 20000 --times 1000 --duration "$duration") ;;
+			rush) args=("${rush[@]}" --duration "$duration") ;;
 			same-user) args=(--mode same-user --stock 1000 --duration "$duration") ;;
 			write-bound) args=(--mode distinct --stock 100000 --users 100000 --duration "$duration") ;;
 			status) args=(--mode status --stock 1000 --duration "$short") ;;
@@ -123,7 +124,7 @@ for mode in $modes; do
 	# Where the time goes: a CPU profile of the server under the rush.
 	log "mode $mode: CPU profile under a rush"
 	mkdir -p "$out/$mode/profile"
-	bin/flashload "${common[@]}" --mode distinct --stock 1000 --users 20000 --times 1000 --duration 10s --transport grpc \
+	bin/flashload "${common[@]}" "${rush[@]}" --duration 10s --transport grpc \
 		--name rush-profile --ceiling 0 --progress 0 --out "$out/$mode/profile/rush.json" >/dev/null &
 	load_pid=$!
 	sleep 3
