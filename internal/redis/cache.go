@@ -21,10 +21,9 @@ type Cache struct {
 	misses atomic.Uint64
 }
 
-// cached is a value held in the near cache: found false is a remembered
-// "not found".
+// cached is a decoded entry: found false is a remembered "not found".
 type cached struct {
-	value []byte
+	value any
 	found bool
 }
 
@@ -41,55 +40,34 @@ const (
 
 func (k *Cache) key(key string) string { return k.c.prefix + ":cache:" + key }
 
-// Get returns the value under key, found false when load said it does not
-// exist. On a miss, load runs once per key across concurrent callers in this
-// process (singleflight); a found value is kept for ttl, a not-found for
-// negativeTTL (not at all when zero). Callers share the returned slice and
-// must not modify it. A value stored while an Invalidate of the same key is
-// in flight may survive it until ttl; keep ttl short.
-func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Duration, load func(ctx context.Context) ([]byte, bool, error)) ([]byte, bool, error) {
+// Get returns the value under key decoded by decode, found false when load
+// said it does not exist. On a miss, load runs once per key across
+// concurrent callers in this process (singleflight); a found value is kept
+// for ttl (more than zero), a not-found for negativeTTL (not at all when
+// zero). The decoded value of a key read again is served from this
+// process's memory and shared between callers, which must not modify it. A
+// value stored while an Invalidate of the same key is in flight may survive
+// it until ttl; keep ttl short.
+func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Duration, load func(ctx context.Context) ([]byte, bool, error), decode func([]byte) (any, error)) (any, bool, error) {
 	full := k.key(key)
-	if v, ok := k.c.near.get(full); ok {
+	v, found, _, err := k.c.cachedGet(ctx, full, ttl, func(s string) (any, error) {
+		if len(s) == 0 || s[:1] == tagNotFound {
+			return cached{}, nil
+		}
+		d, err := decode([]byte(s[1:]))
+		return cached{value: d, found: true}, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
+	}
+	if found {
 		k.hits.Add(1)
 		e := v.(cached)
 		return e.value, e.found, nil
 	}
-	epoch := k.c.near.start()
-	var res rueidis.RedisResult
-	if ttl > 0 {
-		res = k.c.rc.DoCache(ctx, k.c.rc.B().Get().Key(full).Cache(), ttl)
-	} else {
-		res = k.c.rc.Do(ctx, k.c.rc.B().Get().Key(full).Build())
-	}
-	v, err := res.ToString()
-	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
-		// A cached "no such key" may predate our own SET, whose invalidation
-		// is still on its way; ask Redis before loading again.
-		res = k.c.rc.Do(ctx, k.c.rc.B().Get().Key(full).Build())
-		v, err = res.ToString()
-	}
-	switch {
-	case err == nil && len(v) > 0:
-		k.hits.Add(1)
-		e := cached{found: v[:1] != tagNotFound}
-		if e.found {
-			e.value = []byte(v[1:])
-		}
-		if ttl > 0 && res.IsCacheHit() {
-			// Only what rueidis holds, and so Redis tracks, is kept nearer.
-			k.c.near.put(full, e, res, ttl, epoch)
-		}
-		return e.value, e.found, nil
-	case err != nil && !rueidis.IsRedisNil(err):
-		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
-	}
 	k.misses.Add(1)
-	type result struct {
-		v     []byte
-		found bool
-	}
 	r, err, _ := k.group.Do(full, func() (any, error) {
-		v, found, err := load(ctx)
+		raw, found, err := load(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +75,7 @@ func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Durat
 		store := true
 		switch {
 		case found && ttl > 0:
-			set = k.c.rc.B().Set().Key(full).Value(tagValue + string(v)).Px(ttl).Build()
+			set = k.c.rc.B().Set().Key(full).Value(tagValue + string(raw)).Px(ttl).Build()
 		case !found && negativeTTL > 0:
 			set = k.c.rc.B().Set().Key(full).Value(tagNotFound).Px(negativeTTL).Build()
 		default:
@@ -108,13 +86,17 @@ func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Durat
 				return nil, fmt.Errorf("cache set %s: %w", key, err)
 			}
 		}
-		return result{v, found}, nil
+		if !found {
+			return cached{}, nil
+		}
+		d, err := decode(raw)
+		return cached{value: d, found: true}, err
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	out := r.(result)
-	return out.v, out.found, nil
+	e := r.(cached)
+	return e.value, e.found, nil
 }
 
 // Invalidate deletes the keys; Redis pushes the invalidation to every

@@ -22,12 +22,17 @@ func loader(calls *atomic.Int64, value string, found bool) func(context.Context)
 
 func mustGet(t testing.TB, k *redis.Cache, key string, load func(context.Context) ([]byte, bool, error)) (string, bool) {
 	t.Helper()
-	v, found, err := k.Get(t.Context(), key, time.Minute, time.Minute, load)
+	v, found, err := k.Get(t.Context(), key, time.Minute, time.Minute, load, asString)
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
-	return string(v), found
+	if !found {
+		return "", false
+	}
+	return v.(string), true
 }
+
+func asString(b []byte) (any, error) { return string(b), nil }
 
 func TestCacheHitMiss(t *testing.T) {
 	t.Parallel()
@@ -63,7 +68,7 @@ func TestCacheNegative(t *testing.T) {
 	}
 	// Without a negative TTL a not-found is not remembered.
 	for range 2 {
-		if _, _, err := k.Get(t.Context(), "product:other", time.Minute, 0, load); err != nil {
+		if _, _, err := k.Get(t.Context(), "product:other", time.Minute, 0, load, asString); err != nil {
 			t.Fatalf("Get: %v", err)
 		}
 	}
@@ -118,8 +123,8 @@ func TestCacheConcurrent(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			<-start
-			v, found, err := k.Get(context.Background(), "product:hot", time.Minute, time.Minute, load)
-			if err != nil || !found || string(v) != "widget" {
+			v, found, err := k.Get(context.Background(), "product:hot", time.Minute, time.Minute, load, asString)
+			if err != nil || !found || v != "widget" {
 				t.Errorf("Get = %q, %v, %v, want widget, true, nil", v, found, err)
 			}
 		})

@@ -1,14 +1,11 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,20 +47,7 @@ const (
 type Catalog struct {
 	store CatalogStore
 	cache *Cache
-
-	// decoded keeps the last decoded value per key, so a hot read that the
-	// client-side cache serves skips the JSON decoding as well.
-	decoded  sync.Map // key -> *decodedEntry
-	nDecoded atomic.Int64
 }
-
-type decodedEntry struct {
-	raw []byte
-	val any
-}
-
-// maxDecoded bounds the decoded values kept; past it they are dropped.
-const maxDecoded = 10_000
 
 // NewCatalog returns the cached catalog over store.
 func NewCatalog(store CatalogStore, cache *Cache) *Catalog {
@@ -111,12 +95,13 @@ func getListed[T any](ctx context.Context, c *Catalog, key string, ttl time.Dura
 	return get(ctx, c, "v"+ver+":"+key, ttl, nil, load)
 }
 
-// get reads key into out, loading it with load on a miss; notFound is
-// returned when load reported it missing.
+// get reads key, loading it with load on a miss; notFound is returned when
+// load reported it missing. The value is shared with other callers (the
+// cache keeps it decoded): read it, never modify it.
 func get[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, notFound error, load func(context.Context) (T, error)) (T, error) {
-	var out T
+	var zero T
 	key = "catalog:" + key
-	raw, found, err := c.cache.Get(ctx, key, ttl, notFoundTTL, func(ctx context.Context) ([]byte, bool, error) {
+	v, found, err := c.cache.Get(ctx, key, ttl, notFoundTTL, func(ctx context.Context) ([]byte, bool, error) {
 		v, err := load(ctx)
 		if notFound != nil && errors.Is(err, notFound) {
 			return nil, false, nil
@@ -126,25 +111,20 @@ func get[T any](ctx context.Context, c *Catalog, key string, ttl time.Duration, 
 		}
 		b, err := json.Marshal(v)
 		return b, true, err
+	}, func(raw []byte) (any, error) {
+		var out T
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", key, err)
+		}
+		return out, nil
 	})
 	if err != nil {
-		return out, err
+		return zero, err
 	}
 	if !found {
-		return out, notFound
+		return zero, notFound
 	}
-	if e, ok := c.decoded.Load(key); ok && bytes.Equal(e.(*decodedEntry).raw, raw) {
-		return e.(*decodedEntry).val.(T), nil // shared: callers only read it
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return out, fmt.Errorf("catalog %s: %w", key, err)
-	}
-	if c.nDecoded.Add(1) > maxDecoded {
-		c.decoded.Clear()
-		c.nDecoded.Store(0)
-	}
-	c.decoded.Store(key, &decodedEntry{raw: raw, val: out})
-	return out, nil
+	return v.(T), nil
 }
 
 // ProductCreate stores p and invalidates the catalog's lists.

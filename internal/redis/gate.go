@@ -296,33 +296,16 @@ type Status struct {
 // therefore coarse. loaded is false when the gate holds no state for the
 // sale. Use Remaining for the exact stock.
 func (g *Gate) Status(ctx context.Context, saleID uuid.UUID, now time.Time) (st Status, loaded bool, err error) {
-	k := saleKeys{status: g.c.statusKey(saleID)}
-	if v, ok := g.c.near.get(k.status); ok {
-		return v.(published).at(now, true), true, nil
-	}
-	epoch := g.c.near.start()
-	res := g.c.rc.DoCache(ctx, g.c.rc.B().Get().Key(k.status).Cache(), statusCacheTTL)
-	v, err := res.ToString()
-	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
-		// A cached "no such key" may predate a Load whose invalidation is
-		// still on its way; ask Redis before saying the sale is not loaded.
-		res = g.c.rc.Do(ctx, g.c.rc.B().Get().Key(k.status).Build())
-		v, err = res.ToString()
-	}
-	if rueidis.IsRedisNil(err) {
-		return Status{}, false, nil
-	}
+	v, found, hit, err := g.c.cachedGet(ctx, g.c.statusKey(saleID), statusCacheTTL, func(s string) (any, error) {
+		return parsePublished(s)
+	})
 	if err != nil {
 		return Status{}, false, fmt.Errorf("gate status: %w", err)
 	}
-	p, err := parsePublished(v)
-	if err != nil {
-		return Status{}, false, err
+	if !found {
+		return Status{}, false, nil
 	}
-	if res.IsCacheHit() {
-		g.c.near.put(k.status, p, res, statusCacheTTL, epoch)
-	}
-	return p.at(now, res.IsCacheHit()), true, nil
+	return v.(published).at(now, hit), true, nil
 }
 
 // published is a sale's status key: the remaining stock rounded up to the
@@ -336,13 +319,13 @@ type published struct {
 func parsePublished(v string) (published, error) {
 	parts := strings.Split(v, "|")
 	if len(parts) != 3 {
-		return published{}, fmt.Errorf("gate status: malformed value %q", v)
+		return published{}, fmt.Errorf("malformed value %q", v)
 	}
 	rem, err1 := strconv.ParseInt(parts[0], 10, 32)
 	starts, err2 := strconv.ParseInt(parts[1], 10, 64)
 	ends, err3 := strconv.ParseInt(parts[2], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
-		return published{}, fmt.Errorf("gate status: malformed value %q", v)
+		return published{}, fmt.Errorf("malformed value %q", v)
 	}
 	return published{
 		remaining: int32(rem),

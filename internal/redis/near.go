@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -27,6 +28,40 @@ type nearCache struct {
 type nearEntry struct {
 	val     any
 	expires time.Time
+}
+
+// cachedGet reads key through client-side caching and returns it decoded by
+// decode: from the near cache when it holds the key, else by DoCache (with
+// ttl), keeping the decoded value near when rueidis holds the key. found is
+// false when the key does not exist; hit, that the answer came from this
+// process's memory.
+func (c *Client) cachedGet(ctx context.Context, key string, ttl time.Duration, decode func(string) (any, error)) (v any, found, hit bool, err error) {
+	if v, ok := c.near.get(key); ok {
+		return v, true, true, nil
+	}
+	epoch := c.near.start()
+	res := c.rc.DoCache(ctx, c.rc.B().Get().Key(key).Cache(), ttl)
+	s, err := res.ToString()
+	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
+		// A cached "no such key" may predate a write whose invalidation is
+		// still on its way; ask Redis itself.
+		res = c.rc.Do(ctx, c.rc.B().Get().Key(key).Build())
+		s, err = res.ToString()
+	}
+	if rueidis.IsRedisNil(err) {
+		return nil, false, false, nil
+	}
+	if err != nil {
+		return nil, false, false, err
+	}
+	if v, err = decode(s); err != nil {
+		return nil, false, false, err
+	}
+	if res.IsCacheHit() {
+		// Only what rueidis holds, and so Redis tracks, is kept nearer.
+		c.near.put(key, v, res, ttl, epoch)
+	}
+	return v, true, res.IsCacheHit(), nil
 }
 
 // maxNear bounds the entries kept; past it the cache starts over.
