@@ -62,3 +62,34 @@ type ListFilter struct {
 	After  uuid.UUID
 	Limit  int
 }
+
+// AlreadyOrderedError is ErrAlreadyOrdered with the order the user holds in
+// the sale (committed, or admitted and on its way), so a winner who retries
+// learns their order id instead of being told they lost.
+type AlreadyOrderedError struct{ OrderID uuid.UUID }
+
+func (e *AlreadyOrderedError) Error() string { return ErrAlreadyOrdered.Error() }
+
+// Is makes errors.Is(err, ErrAlreadyOrdered) hold.
+func (e *AlreadyOrderedError) Is(target error) bool { return target == ErrAlreadyOrdered }
+
+// ErrOutcomeUnknown: the order was sent to PostgreSQL but the answer was lost
+// (the connection broke after COMMIT was sent) and could not be learnt in
+// time. The order may or may not be stored; the caller should check it
+// (CheckOrder) or retry, which answers the truth once it is known.
+var ErrOutcomeUnknown = errors.New("order outcome unknown; check the order")
+
+// ErrInProgress: the user's earlier attempt in this sale was admitted and is
+// being written right now (sync mode); retry shortly for its outcome.
+var ErrInProgress = errors.New("an earlier order of this user is still being written")
+
+// OrderError is ErrOutcomeUnknown or ErrInProgress with the order concerned.
+type OrderError struct {
+	Err     error
+	OrderID uuid.UUID
+}
+
+func (e *OrderError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *OrderError) Unwrap() error { return e.Err }
