@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -29,7 +30,19 @@ const (
 	ReasonAlreadyOrdered = "ALREADY_ORDERED"
 	ReasonQueueBusy      = "QUEUE_BUSY"
 	ReasonRateLimited    = "RATE_LIMITED"
+	// ReasonOrderOutcomeUnknown: the order was sent to PostgreSQL but the
+	// answer was lost; it may or may not be stored. ErrorInfo metadata
+	// order_id names it: check it with CheckOrder, or retry.
+	ReasonOrderOutcomeUnknown = "ORDER_OUTCOME_UNKNOWN"
+	// ReasonOrderInProgress: the caller's earlier order in this sale
+	// (ErrorInfo metadata order_id) is being written; retry shortly.
+	ReasonOrderInProgress = "ORDER_IN_PROGRESS"
 )
+
+// metaOrderID is the ErrorInfo metadata key of the order an error concerns:
+// the order a winner already holds (ALREADY_ORDERED) or one whose write has
+// not ended (ORDER_OUTCOME_UNKNOWN, ORDER_IN_PROGRESS).
+const metaOrderID = "order_id"
 
 // rateLimited is a request refused by a rate limit; retry after the delay.
 type rateLimited struct {
@@ -91,9 +104,15 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 			return f.status
 		}
 	}
+	// A winner's retry, answered as it comes from the order service. Its
+	// status names the order, so it is built for each call.
+	if already, ok := err.(*order.AlreadyOrderedError); ok {
+		return alreadyOrdered(already.OrderID)
+	}
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	var already *order.AlreadyOrderedError
 	var inv *invalidArgument
 	var av *auth.ValidationError
 	var busy *order.BusyError
@@ -101,6 +120,17 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var down unavailable
 	var netErr net.Error // a dependency (Redis, PostgreSQL) that cannot be reached
 	switch {
+	case errors.As(err, &already):
+		return alreadyOrdered(already.OrderID)
+	// Before ErrUnavailable, which may wrap these: a write whose outcome is
+	// unknown must not be answered "not written".
+	case errors.Is(err, order.ErrOutcomeUnknown):
+		log.WarnContext(ctx, "order outcome unknown", "err", err)
+		return withDetails(codes.Unavailable, "the order may or may not be stored; check it with CheckOrder or retry",
+			orderReason(ReasonOrderOutcomeUnknown, orderIDOf(err)), retryInfo(time.Second))
+	case errors.Is(err, order.ErrInProgress):
+		return withDetails(codes.Unavailable, order.ErrInProgress.Error()+"; retry shortly",
+			orderReason(ReasonOrderInProgress, orderIDOf(err)), retryInfo(time.Second))
 	case errors.As(err, &busy):
 		return withDetails(codes.Unavailable, busy.Error(), reason(ReasonQueueBusy), retryInfo(busy.RetryAfter))
 	case errors.As(err, &limited):
@@ -158,6 +188,29 @@ func retryInfo(d time.Duration) *errdetails.RetryInfo {
 
 func reason(r string) *errdetails.ErrorInfo {
 	return &errdetails.ErrorInfo{Reason: r, Domain: errorDomain}
+}
+
+// orderReason is reason r with the order concerned in its metadata, when
+// the error names one.
+func orderReason(r string, id uuid.UUID) *errdetails.ErrorInfo {
+	info := reason(r)
+	if id != uuid.Nil {
+		info.Metadata = map[string]string{metaOrderID: id.String()}
+	}
+	return info
+}
+
+func alreadyOrdered(id uuid.UUID) error {
+	return withDetails(codes.AlreadyExists, order.ErrAlreadyOrdered.Error(), orderReason(ReasonAlreadyOrdered, id))
+}
+
+// orderIDOf is the order an *order.OrderError in err's chain names, or uuid.Nil.
+func orderIDOf(err error) uuid.UUID {
+	var oe *order.OrderError
+	if errors.As(err, &oe) {
+		return oe.OrderID
+	}
+	return uuid.Nil
 }
 
 func badRequest(field, description string) *errdetails.BadRequest {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -137,10 +138,76 @@ func TestOutcome(t *testing.T) {
 		{fmt.Errorf("place: %w", order.ErrSoldOut), ReasonSoldOut},
 		{order.ErrAlreadyOrdered, ReasonAlreadyOrdered},
 		{fmt.Errorf("place: %w", order.ErrSaleNotActive), ReasonSaleNotActive},
+		{&order.AlreadyOrderedError{OrderID: uuid.New()}, ReasonAlreadyOrdered},
+		{&order.OrderError{Err: order.ErrOutcomeUnknown, OrderID: uuid.New()}, ReasonOrderOutcomeUnknown},
+		{&order.OrderError{Err: order.ErrInProgress, OrderID: uuid.New()}, ReasonOrderInProgress},
 		{errors.New("boom"), "Internal"},
 	} {
 		if got := outcome(toStatus(context.Background(), log, tc.err)); got != tc.want {
 			t.Errorf("outcome(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// errorDetails is a status's ErrorInfo and RetryInfo, nil when absent.
+func errorDetails(st *status.Status) (*errdetails.ErrorInfo, *errdetails.RetryInfo) {
+	var info *errdetails.ErrorInfo
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			info = d
+		case *errdetails.RetryInfo:
+			retry = d
+		}
+	}
+	return info, retry
+}
+
+// TestToStatusOrderErrors: the errors that name an order carry its id in
+// the ErrorInfo metadata, and those worth retrying a RetryInfo (REST adds
+// Retry-After from it).
+func TestToStatusOrderErrors(t *testing.T) {
+	id := uuid.MustParse("0190a8e4-0000-7000-8000-00000000002a")
+	tests := []struct {
+		name    string
+		err     error
+		code    codes.Code
+		reason  string
+		orderID string        // ErrorInfo metadata order_id, "" for none
+		retry   time.Duration // RetryInfo delay, 0 for none
+	}{
+		{"already ordered, bare sentinel", order.ErrAlreadyOrdered, codes.AlreadyExists, ReasonAlreadyOrdered, "", 0},
+		{"already ordered with the order", &order.AlreadyOrderedError{OrderID: id}, codes.AlreadyExists, ReasonAlreadyOrdered, id.String(), 0},
+		{"already ordered, wrapped", fmt.Errorf("place: %w", &order.AlreadyOrderedError{OrderID: id}), codes.AlreadyExists, ReasonAlreadyOrdered, id.String(), 0},
+		{"outcome unknown", &order.OrderError{Err: order.ErrOutcomeUnknown, OrderID: id}, codes.Unavailable, ReasonOrderOutcomeUnknown, id.String(), time.Second},
+		{"outcome unknown inside unavailable", fmt.Errorf("%w: %w", order.ErrUnavailable, &order.OrderError{Err: order.ErrOutcomeUnknown, OrderID: id}), codes.Unavailable, ReasonOrderOutcomeUnknown, id.String(), time.Second},
+		{"outcome unknown, bare sentinel", order.ErrOutcomeUnknown, codes.Unavailable, ReasonOrderOutcomeUnknown, "", time.Second},
+		{"in progress", &order.OrderError{Err: order.ErrInProgress, OrderID: id}, codes.Unavailable, ReasonOrderInProgress, id.String(), time.Second},
+		{"in progress, wrapped", fmt.Errorf("place: %w", &order.OrderError{Err: order.ErrInProgress, OrderID: id}), codes.Unavailable, ReasonOrderInProgress, id.String(), time.Second},
+		{"not written", fmt.Errorf("%w: connection refused", order.ErrUnavailable), codes.Unavailable, "", "", time.Second},
+		{"queue busy", &order.BusyError{RetryAfter: 3 * time.Second}, codes.Unavailable, ReasonQueueBusy, "", 3 * time.Second},
+		{"dependency down", downError{}, codes.Unavailable, "", "", time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := status.Convert(toStatus(context.Background(), slog.New(slog.DiscardHandler), tt.err))
+			if st.Code() != tt.code {
+				t.Errorf("code = %v, want %v", st.Code(), tt.code)
+			}
+			info, retry := errorDetails(st)
+			if got := info.GetReason(); got != tt.reason {
+				t.Errorf("reason = %q, want %q", got, tt.reason)
+			}
+			if info != nil && info.GetDomain() != errorDomain {
+				t.Errorf("domain = %q, want %q", info.GetDomain(), errorDomain)
+			}
+			if got := info.GetMetadata()[metaOrderID]; got != tt.orderID {
+				t.Errorf("metadata order_id = %q, want %q", got, tt.orderID)
+			}
+			if got := retry.GetRetryDelay().AsDuration(); got != tt.retry {
+				t.Errorf("retry delay = %v, want %v", got, tt.retry)
+			}
+		})
 	}
 }
