@@ -17,6 +17,7 @@ import (
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/product"
+	"github.com/flashsale/flashsale/internal/redis"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -139,7 +140,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		log.WarnContext(ctx, "order not written", "err", err)
 		return withDetails(codes.Unavailable, order.ErrUnavailable.Error(), retryInfo(time.Second))
 	case errors.As(err, &down) && down.Unavailable(),
-		errors.As(err, &netErr) && !errors.Is(err, context.DeadlineExceeded):
+		errors.As(err, &netErr) && !errors.Is(err, context.DeadlineExceeded),
+		redis.IsTransient(err): // LOADING after a restart, BUSY, READONLY, ...
 		log.WarnContext(ctx, "dependency unavailable", "err", err)
 		return withDetails(codes.Unavailable, "service temporarily unavailable", retryInfo(time.Second))
 	case errors.As(err, &inv):

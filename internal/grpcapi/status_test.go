@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/rueidis"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,6 +21,7 @@ import (
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
 
 // downError is a dependency that cannot be reached, as the store reports it.
@@ -209,5 +211,71 @@ func TestToStatusOrderErrors(t *testing.T) {
 				t.Errorf("retry delay = %v, want %v", got, tt.retry)
 			}
 		})
+	}
+}
+
+// redisErrors has the local Redis answer each message as an error reply,
+// so the test gets the *rueidis.RedisError a real answer is.
+func redisErrors(t *testing.T, msgs ...string) map[string]error {
+	t.Helper()
+	opt, err := rueidis.ParseURL(testenv.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.DisableCache = true
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		testenv.Missing(t, "redis not reachable at %s (set TEST_REDIS_URL): %v", testenv.RedisURL(), err)
+	}
+	defer rc.Close()
+	out := map[string]error{}
+	for _, msg := range msgs {
+		err := rc.Do(t.Context(), rc.B().Eval().Script("return redis.error_reply(ARGV[1])").Numkeys(0).Arg(msg).Build()).Error()
+		if _, ok := rueidis.IsRedisErr(err); !ok || err.Error() != msg {
+			t.Fatalf("error reply %q came back as %v", msg, err)
+		}
+		out[msg] = err
+	}
+	return out
+}
+
+// TestToStatusRedisTransient: a Redis that cannot serve for now (loading
+// its AOF after a restart, busy, failing over) is Unavailable with a
+// RetryInfo, so REST answers 503 with Retry-After, never 500; any other
+// Redis error is still internal.
+func TestToStatusRedisTransient(t *testing.T) {
+	transient := []string{
+		"LOADING Redis is loading the dataset in memory",
+		"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.",
+		"TRYAGAIN Multiple keys request during rehashing of slot",
+		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+		"CLUSTERDOWN The cluster is down",
+		"READONLY You can't write against a read only replica.",
+		"NOREPLICAS Not enough good replicas to write.",
+	}
+	permanent := []string{
+		"BUSYGROUP Consumer Group name already exists",
+		"BUSYKEY Target key name already exists.",
+		"WRONGTYPE Operation against a key holding the wrong kind of value",
+		"NOSCRIPT No matching script.",
+	}
+	errs := redisErrors(t, append(transient, permanent...)...)
+	log := slog.New(slog.DiscardHandler)
+	for _, msg := range transient {
+		for _, err := range []error{errs[msg], fmt.Errorf("sale status: %w", errs[msg])} {
+			st := status.Convert(toStatus(context.Background(), log, err))
+			_, retry := errorDetails(st)
+			if st.Code() != codes.Unavailable || retry.GetRetryDelay().AsDuration() != time.Second {
+				t.Errorf("toStatus(%q) = %v with retry %v, want Unavailable with a 1s RetryInfo", err, st.Code(), retry.GetRetryDelay().AsDuration())
+			}
+			if st.Message() != "service temporarily unavailable" {
+				t.Errorf("toStatus(%q) message = %q; the cause must not reach the client", err, st.Message())
+			}
+		}
+	}
+	for _, err := range []error{errs[permanent[0]], errs[permanent[1]], errs[permanent[2]], errs[permanent[3]], rueidis.Nil} {
+		if got := status.Code(toStatus(context.Background(), log, err)); got != codes.Internal {
+			t.Errorf("toStatus(%q) = %v, want Internal", err, got)
+		}
 	}
 }
