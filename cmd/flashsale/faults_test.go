@@ -121,7 +121,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION fault_slow_insert();`); err != nil {
 		"ORDERS_CLAIM_IDLE_SECONDS": "1",
 	})
 	rc := rawRedis(t, s.env["REDIS_URL"])
-	stream := s.env["REDIS_KEY_PREFIX"] + ":{sale:" + saleID + "}:stream"
+	stream := s.env["REDIS_KEY_PREFIX"] + ":{p:" + product + "}:stream"
 	inFlight := func() int64 {
 		// XPENDING summary: [count, lowest id, highest id, consumers].
 		r, err := rc.Do(t.Context(), rc.B().Xpending().Key(stream).Group(redisq.Group).Build()).ToArray()
@@ -206,7 +206,7 @@ func testRedisFlushed(t *testing.T, bin, mode string, reconcile bool) {
 	if err := rc.Do(t.Context(), rc.B().Flushall().Build()).Error(); err != nil {
 		t.Fatalf("FLUSHALL: %v", err)
 	}
-	stockKey := s.env["REDIS_KEY_PREFIX"] + ":{sale:" + saleID + "}:stock"
+	stockKey := s.env["REDIS_KEY_PREFIX"] + ":{p:" + product + "}:stock"
 	if reconcile {
 		r, err := flashsalev1.NewFlashSaleServiceClient(s.conn).ReconcileSale(bearer(t.Context(), adminToken), &flashsalev1.ReconcileSaleRequest{Id: saleID})
 		if err != nil {
@@ -346,7 +346,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION fault_hold_insert();`); err != nil {
 	checkSale(t, db, saleID, product, stock, len(before)+len(retry))
 	checkAckedStored(t, db, saleID, confirmed)
 	rc := rawRedis(t, s.env["REDIS_URL"])
-	stockKey := s.env["REDIS_KEY_PREFIX"] + ":{sale:" + saleID + "}:stock"
+	stockKey := s.env["REDIS_KEY_PREFIX"] + ":{p:" + product + "}:stock"
 	if n, err := rc.Do(t.Context(), rc.B().Get().Key(stockKey).Build()).AsInt64(); err != nil || n != int64(stock-len(confirmed)) {
 		t.Errorf("gate stock = %d (%v), want %d: the units failed orders took must be given back", n, err, stock-len(confirmed))
 	}

@@ -69,17 +69,17 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	oc := order.Config{
 		Mode:       p.mode,
 		Gate:       p.gate,
+		Admissions: p.gate,
 		Status:     p.status,
 		MaxQueued:  int64(cfg.OrdersQueueMaxQueued),
 		RetryAfter: cfg.OrdersQueueRetryAfter(),
 	}
 	switch p.mode {
 	case order.ModeSync:
-		p.batcher = order.NewBatcher(p.batches, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log)
+		p.batcher = order.NewBatcher(p.batches, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log, order.WithSettler(p.gate))
 		oc.Batcher = p.batcher
 	case order.ModeQueue:
 		p.queue = redis.NewQueue(rc)
-		oc.Queue = p.queue
 		warnWithoutPersistence(ctx, rc, log)
 	}
 	p.service = order.NewService(p.store, now, oc)
@@ -250,10 +250,10 @@ func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
 // A sale the gate does not hold (Redis lost it) is loaded, so the next
 // reads come from the cache again instead of asking Redis each time.
 func (r *statusReader) SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (sale.State, int32, bool, error) {
-	st, loaded, err := r.gate.Status(ctx, sl.ID, now)
+	st, loaded, err := r.gate.Status(ctx, sl, now)
 	if err == nil && !loaded {
 		if err = r.load(ctx, sl); err == nil {
-			st, loaded, err = r.gate.Status(ctx, sl.ID, now)
+			st, loaded, err = r.gate.Status(ctx, sl, now)
 		}
 	}
 	if err != nil || !loaded {
@@ -268,8 +268,8 @@ func (r *statusReader) SaleStatus(ctx context.Context, sl sale.Sale, now time.Ti
 }
 
 // SoldOut implements order.StatusCache.
-func (r *statusReader) SoldOut(ctx context.Context, saleID uuid.UUID) bool {
-	st, loaded, err := r.gate.Status(ctx, saleID, now())
+func (r *statusReader) SoldOut(ctx context.Context, sl sale.Sale) bool {
+	st, loaded, err := r.gate.Status(ctx, sl, now())
 	return err == nil && loaded && st.State == sale.StateSoldOut
 }
 

@@ -33,12 +33,32 @@ const DefaultBatchFlushers = 2
 // their submitters' contexts, as one submitter giving up must not fail the rest.
 const batchTimeout = 10 * time.Second
 
+// BatchError is a failure of a whole batch, as Submit returns it: unless it
+// wraps ErrNotStored the batch may have committed.
+type BatchError struct{ Err error }
+
+func (e *BatchError) Error() string { return "order batch: " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// Settler records what became of in-flight orders (the gate).
+type Settler interface {
+	Settle(ctx context.Context, s []Settlement) error
+}
+
 // BatcherOption changes a Batcher's defaults.
 type BatcherOption func(*Batcher)
 
 // WithFlushers sets how many batches may be in flight at once (at least 1).
 func WithFlushers(n int) BatcherOption {
 	return func(b *Batcher) { b.flushers = max(1, n) }
+}
+
+// WithSettler makes the Batcher settle each batch's orders in the gate
+// before their submitters learn the results (sync mode).
+func WithSettler(g Settler) BatcherOption {
+	return func(b *Batcher) { b.settler = g }
 }
 
 // Batcher groups orders submitted concurrently into batches, each stored in
@@ -49,6 +69,7 @@ type Batcher struct {
 	maxSize  int
 	maxWait  time.Duration
 	flushers int
+	settler  Settler
 	log      *slog.Logger
 
 	in      chan request
@@ -64,6 +85,7 @@ type Batcher struct {
 type request struct {
 	ctx    context.Context
 	order  Order
+	replay bool       // written again to learn an earlier write's outcome
 	at     time.Time  // when it was submitted; its batch leaves by at+maxWait
 	result chan error // buffered, so a flusher never blocks on it
 }
@@ -96,13 +118,26 @@ func NewBatcher(store BatchStore, maxSize int, maxWait time.Duration, log *slog.
 
 // Submit adds o to the next batch and waits for that batch's commit. It
 // returns o's own result: nil once o is stored, ErrAlreadyOrdered, ErrSoldOut
-// or another error of o or of its whole batch; ErrBatcherClosed after Close.
+// or another error of o, a *BatchError for its whole batch; ErrBatcherClosed
+// after Close.
 //
 // When ctx ends first Submit returns ctx.Err() at once, but o may still be
 // committed: its batch may already be on its way. An order whose ctx has
 // ended before its batch leaves is dropped from it.
 func (b *Batcher) Submit(ctx context.Context, o Order) error {
-	r := request{ctx: ctx, order: o, at: time.Now(), result: make(chan error, 1)}
+	return b.submit(ctx, o, false)
+}
+
+// Replay writes o again to learn the outcome of an earlier write whose
+// batch failed without saying whether it committed: the answer is o's
+// result, as for Submit. A batch failure of the replay tells nothing about
+// the earlier write, so it leaves o in flight in the gate.
+func (b *Batcher) Replay(ctx context.Context, o Order) error {
+	return b.submit(ctx, o, true)
+}
+
+func (b *Batcher) submit(ctx context.Context, o Order, replay bool) error {
+	r := request{ctx: ctx, order: o, replay: replay, at: time.Now(), result: make(chan error, 1)}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -218,16 +253,58 @@ func (b *Batcher) flush(batch []request) {
 	defer cancel()
 	results, err := b.store.OrderInsertBatch(ctx, orders)
 	if err == nil && len(results) != len(orders) {
-		err = fmt.Errorf("order batch: %d results for %d orders", len(results), len(orders))
+		err = fmt.Errorf("%d results for %d orders", len(results), len(orders))
 	}
 	if err != nil {
 		b.log.Error("order batch failed", "orders", len(orders), "err", err)
-		for _, r := range live {
+		err = &BatchError{Err: err}
+	}
+	b.settle(ctx, live, results, err)
+	for i, r := range live {
+		if err != nil {
 			r.result <- err
+		} else {
+			r.result <- results[i]
 		}
+	}
+}
+
+// settle tells the settler what became of the batch's orders. After a batch
+// error that may have committed nothing is settled: the submitters write the
+// orders again to learn the truth, or a reconcile finds it. Replays are not
+// settled as dropped after a batch error, which says nothing of the write
+// before.
+func (b *Batcher) settle(ctx context.Context, batch []request, results []error, batchErr error) {
+	if b.settler == nil || (batchErr != nil && !errors.Is(batchErr, ErrNotStored)) {
 		return
 	}
-	for i, r := range live {
-		r.result <- results[i]
+	s := make([]Settlement, 0, len(batch))
+	for i, r := range batch {
+		switch {
+		case batchErr == nil:
+			s = append(s, Settlement{Order: r.order, Outcome: OutcomeOf(results[i])})
+		case !r.replay:
+			s = append(s, Settlement{Order: r.order, Outcome: Dropped})
+		}
 	}
+	if len(s) == 0 {
+		return
+	}
+	if err := b.settler.Settle(ctx, s); err != nil {
+		// The orders stay in flight; a reconcile settles them from PostgreSQL.
+		b.log.Error("order batch not settled in the gate", "orders", len(s), "err", err)
+	}
+}
+
+// OutcomeOf is the Outcome of an order from its store result.
+func OutcomeOf(result error) Outcome {
+	switch {
+	case result == nil:
+		return Committed
+	case errors.Is(result, ErrSoldOut):
+		return RejectedSoldOut
+	case errors.Is(result, ErrAlreadyOrdered):
+		return RejectedDuplicate
+	}
+	return Dropped
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,8 +237,9 @@ func TestBatcherFailedBatchFailsItsOrdersOnly(t *testing.T) {
 	for i, err := range errs {
 		if store.failed[orders[i].ID] {
 			failed++
-			if !errors.Is(err, errBatchDown) {
-				t.Errorf("Submit %d in a failed batch = %v, want %v", i, err, errBatchDown)
+			var batchErr *order.BatchError
+			if !errors.As(err, &batchErr) || !errors.Is(err, errBatchDown) {
+				t.Errorf("Submit %d in a failed batch = %v, want a *BatchError wrapping %v", i, err, errBatchDown)
 			}
 		} else if err != nil {
 			t.Errorf("Submit %d in a committed batch = %v, want nil", i, err)
@@ -301,6 +303,265 @@ func TestBatcherSubmitCanceled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Submit with a canceled context = %v, want %v", err, context.Canceled)
 	}
+}
+
+// recordingSettler records what it is told to settle. When release is set,
+// Settle signals entered and waits for release.
+type recordingSettler struct {
+	mu      sync.Mutex
+	calls   [][]order.Settlement
+	err     error
+	entered chan struct{}
+	release chan struct{}
+}
+
+var _ order.Settler = (*recordingSettler)(nil)
+
+func (s *recordingSettler) Settle(_ context.Context, ss []order.Settlement) error {
+	if s.release != nil {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, slices.Clone(ss))
+	return s.err
+}
+
+// settled is every settlement by order id, and the number of Settle calls.
+func (s *recordingSettler) settled() (map[uuid.UUID][]order.Settlement, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[uuid.UUID][]order.Settlement{}
+	for _, c := range s.calls {
+		for _, st := range c {
+			out[st.Order.ID] = append(out[st.Order.ID], st)
+		}
+	}
+	return out, len(s.calls)
+}
+
+func TestOutcomeOf(t *testing.T) {
+	tests := []struct {
+		result error
+		want   order.Outcome
+	}{
+		{nil, order.Committed},
+		{order.ErrSoldOut, order.RejectedSoldOut},
+		{fmt.Errorf("take stock: %w", order.ErrSoldOut), order.RejectedSoldOut},
+		{order.ErrAlreadyOrdered, order.RejectedDuplicate},
+		{&order.AlreadyOrderedError{OrderID: newID()}, order.RejectedDuplicate},
+		{errors.New("no such user"), order.Dropped},
+		{order.ErrNotFound, order.Dropped},
+	}
+	for _, tt := range tests {
+		if got := order.OutcomeOf(tt.result); got != tt.want {
+			t.Errorf("OutcomeOf(%v) = %v, want %v", tt.result, got, tt.want)
+		}
+	}
+}
+
+// TestBatcherSettlesBeforeSubmitReturns: with WithSettler, an order's
+// settlement is made before its Submit returns.
+func TestBatcherSettlesBeforeSubmitReturns(t *testing.T) {
+	o := order.Order{ID: newID(), SaleID: newID(), ProductID: newID(), UserID: newID()}
+	store := &outcomeStore{results: map[uuid.UUID]error{o.ID: order.ErrSoldOut}}
+	settler := &recordingSettler{entered: make(chan struct{}), release: make(chan struct{})}
+	b := order.NewBatcher(store, 10, time.Millisecond, discard, order.WithSettler(settler))
+	defer b.Close()
+
+	done := make(chan error, 1)
+	go func() { done <- b.Submit(t.Context(), o) }()
+	<-settler.entered
+	select {
+	case err := <-done:
+		t.Fatalf("Submit returned %v while its order was being settled", err)
+	default:
+	}
+	close(settler.release)
+	if err := <-done; err != order.ErrSoldOut {
+		t.Errorf("Submit = %v, want %v", err, order.ErrSoldOut)
+	}
+	got, calls := settler.settled()
+	want := order.Settlement{Order: o, Outcome: order.RejectedSoldOut}
+	if calls != 1 || len(got[o.ID]) != 1 || got[o.ID][0] != want {
+		t.Errorf("settled %+v in %d calls, want %+v once", got[o.ID], calls, want)
+	}
+}
+
+// TestBatcherSettlesOutcomes: each batch's orders are settled by their
+// results in PostgreSQL, each once and before its Submit returns.
+func TestBatcherSettlesOutcomes(t *testing.T) {
+	const n, stock = 30, 20
+	d := newDB(t)
+	sl := d.mustSale(t, stock)
+	orders := d.mustOrders(t, sl, n)
+	again := orders[0]
+	again.ID = newID() // the same user's second order
+	stranger := order.Order{ID: newID(), SaleID: sl.ID, ProductID: sl.ProductID, UserID: newID()}
+	orders = append(orders, again, stranger)
+	settler := &recordingSettler{}
+	b := order.NewBatcher(d.store, 8, time.Millisecond, discard, order.WithSettler(settler))
+	defer b.Close()
+
+	start := make(chan struct{})
+	errs := make([]error, len(orders))
+	var wg sync.WaitGroup
+	for i, o := range orders {
+		wg.Go(func() {
+			<-start
+			errs[i] = b.Submit(t.Context(), o)
+			// Settled already.
+			got, _ := settler.settled()
+			if len(got[o.ID]) != 1 {
+				t.Errorf("order %d settled %d times when Submit returned, want once", i, len(got[o.ID]))
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	got, _ := settler.settled()
+	outcomes := map[order.Outcome]int{}
+	for i, o := range orders {
+		ss := got[o.ID]
+		if len(ss) != 1 {
+			t.Errorf("order %d settled %d times, want once", i, len(ss))
+			continue
+		}
+		want := order.Settlement{Order: o, Outcome: order.OutcomeOf(errs[i])}
+		if ss[0] != want {
+			t.Errorf("order %d (Submit = %v) settled %+v, want %+v", i, errs[i], ss[0], want)
+		}
+		outcomes[ss[0].Outcome]++
+	}
+	if got, want := outcomes[order.Dropped], 1; got != want {
+		t.Errorf("dropped = %d, want %d (the stranger's)", got, want)
+	}
+	if got := outcomes[order.Committed]; got != stock {
+		t.Errorf("committed = %d, want %d", got, stock)
+	}
+	if got := outcomes[order.RejectedSoldOut] + outcomes[order.RejectedDuplicate]; got != n+1-stock {
+		t.Errorf("rejected = %d, want %d", got, n+1-stock)
+	}
+	if got := d.orderCount(t, sl.ID); got != stock {
+		t.Errorf("orders = %d, want %d", got, stock)
+	}
+}
+
+// shortStore answers a batch with one result too few.
+type shortStore struct{}
+
+func (shortStore) OrderInsertBatch(_ context.Context, orders []order.Order) ([]error, error) {
+	return make([]error, len(orders)-1), nil
+}
+
+// TestBatcherBatchError: a failure of the whole batch comes back to every
+// submitter as a *BatchError. It settles every order as dropped when the
+// batch certainly stored nothing (ErrNotStored), and nothing when the batch
+// may have committed.
+func TestBatcherBatchError(t *testing.T) {
+	notStored := fmt.Errorf("%w: %w", order.ErrNotStored, errBatchDown)
+	tests := []struct {
+		name    string
+		store   order.BatchStore
+		wrapped error // the error Submit's *BatchError wraps
+		dropped bool
+	}{
+		{"not stored", &errStore{err: notStored}, notStored, true},
+		{"outcome unknown", &errStore{err: errBatchDown}, errBatchDown, false},
+		{"too few results", shortStore{}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 5
+			settler := &recordingSettler{}
+			b := order.NewBatcher(tt.store, n, time.Hour, discard, order.WithSettler(settler))
+			defer b.Close()
+			orders := make([]order.Order, n)
+			for i := range orders {
+				orders[i] = order.Order{ID: newID(), SaleID: newID(), ProductID: newID(), UserID: newID()}
+			}
+			for i, err := range submitAll(t.Context(), b, orders) { // one full batch
+				var batchErr *order.BatchError
+				if !errors.As(err, &batchErr) {
+					t.Errorf("Submit %d = %v, want a *BatchError", i, err)
+					continue
+				}
+				if tt.wrapped != nil && !errors.Is(err, tt.wrapped) {
+					t.Errorf("Submit %d = %v, want it to wrap %v", i, err, tt.wrapped)
+				}
+				if got := errors.Is(err, order.ErrNotStored); got != tt.dropped {
+					t.Errorf("Submit %d = %v: errors.Is ErrNotStored = %v, want %v", i, err, got, tt.dropped)
+				}
+			}
+			got, calls := settler.settled()
+			if !tt.dropped {
+				if calls != 0 {
+					t.Errorf("Settle called %d times, want never", calls)
+				}
+				return
+			}
+			for i, o := range orders {
+				want := order.Settlement{Order: o, Outcome: order.Dropped}
+				if len(got[o.ID]) != 1 || got[o.ID][0] != want {
+					t.Errorf("order %d settled %+v, want %+v once", i, got[o.ID], want)
+				}
+			}
+		})
+	}
+}
+
+// TestBatcherReplayNotDropped: a replay writes an order again to learn an
+// earlier write's outcome, so a batch that stored nothing does not tell the
+// replayed order was dropped: only the first write in the batch is.
+func TestBatcherReplayNotDropped(t *testing.T) {
+	settler := &recordingSettler{}
+	store := &errStore{err: fmt.Errorf("%w: %w", order.ErrNotStored, errBatchDown)}
+	b := order.NewBatcher(store, 2, time.Hour, discard, order.WithSettler(settler))
+	defer b.Close()
+	first := order.Order{ID: newID(), SaleID: newID(), ProductID: newID(), UserID: newID()}
+	replayed := order.Order{ID: newID(), SaleID: newID(), ProductID: newID(), UserID: newID()}
+	var wg sync.WaitGroup
+	var errFirst, errReplay error
+	wg.Go(func() { errFirst = b.Submit(t.Context(), first) })
+	wg.Go(func() { errReplay = b.Replay(t.Context(), replayed) })
+	wg.Wait()
+	for _, err := range []error{errFirst, errReplay} {
+		if !errors.Is(err, order.ErrNotStored) {
+			t.Errorf("result = %v, want the batch's error", err)
+		}
+	}
+	got, _ := settler.settled()
+	if len(got[replayed.ID]) != 0 {
+		t.Errorf("the replayed order was settled: %+v", got[replayed.ID])
+	}
+	want := order.Settlement{Order: first, Outcome: order.Dropped}
+	if len(got[first.ID]) != 1 || got[first.ID][0] != want {
+		t.Errorf("the first write settled %+v, want %+v once", got[first.ID], want)
+	}
+}
+
+// TestBatcherSettleFails: a failure to settle leaves the orders in flight
+// (a reconcile settles them), and Submit still returns each order's result.
+func TestBatcherSettleFails(t *testing.T) {
+	o := order.Order{ID: newID(), SaleID: newID(), ProductID: newID(), UserID: newID()}
+	settler := &recordingSettler{err: errors.New("redis down")}
+	b := order.NewBatcher(&outcomeStore{results: map[uuid.UUID]error{}}, 10, time.Millisecond, discard, order.WithSettler(settler))
+	defer b.Close()
+	if err := b.Submit(t.Context(), o); err != nil {
+		t.Errorf("Submit = %v, want nil", err)
+	}
+	if _, calls := settler.settled(); calls != 1 {
+		t.Errorf("Settle calls = %d, want 1", calls)
+	}
+}
+
+// errStore fails every batch with err.
+type errStore struct{ err error }
+
+func (s *errStore) OrderInsertBatch(context.Context, []order.Order) ([]error, error) {
+	return nil, s.err
 }
 
 // BenchmarkBatcherSubmit places orders from many goroutines at once through a

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
@@ -21,11 +22,18 @@ type Store interface {
 	OrderPlace(ctx context.Context, o Order) (Order, error)
 	OrderBySaleUser(ctx context.Context, saleID, userID uuid.UUID) (Order, error)
 	OrderList(ctx context.Context, f ListFilter) ([]Order, error)
+	// ProductSnapshot reads the product's stock and the buyers of its sales
+	// that end after endedAfter in one consistent view, and calls fn with it
+	// while holding the lock on the product's stock row: no order of the
+	// product can commit until fn returns.
+	ProductSnapshot(ctx context.Context, productID uuid.UUID, endedAfter time.Time, fn func(ProductState) error) error
 }
 
 // Submitter writes an admitted order and waits for its commit (a Batcher).
 type Submitter interface {
 	Submit(ctx context.Context, o Order) error
+	// Replay writes an order again to learn an earlier write's outcome.
+	Replay(ctx context.Context, o Order) error
 }
 
 // Mode is how an order reaches PostgreSQL.
@@ -43,9 +51,16 @@ const (
 	ModeQueue Mode = "queue"
 )
 
-// ErrUnavailable: an admitted order could not be written (PostgreSQL down);
-// its admission was released, so the caller may retry.
+// ErrUnavailable: the order was not taken, and certainly not stored
+// (PostgreSQL or Redis unreachable); its admission was released, so the
+// caller may retry.
 var ErrUnavailable = errors.New("orders are temporarily unavailable")
+
+// ErrNotStored marks a batch error that certainly stored nothing (the
+// database refused the statement, or was never reached), as opposed to one
+// whose outcome is unknown (the connection broke while a commit was under
+// way). The store wraps it; a batch error without it may have committed.
+var ErrNotStored = errors.New("not stored")
 
 // BusyError: queue mode's backlog is over its limit; retry after RetryAfter.
 type BusyError struct{ RetryAfter time.Duration }
@@ -53,9 +68,9 @@ type BusyError struct{ RetryAfter time.Duration }
 func (e *BusyError) Error() string { return "order queue is busy" }
 
 // StatusCache says from process memory (a client-side cached key that Redis
-// invalidates when it changes) whether a sale has sold out.
+// invalidates when it changes) whether a sale's product has sold out.
 type StatusCache interface {
-	SoldOut(ctx context.Context, saleID uuid.UUID) bool
+	SoldOut(ctx context.Context, sl sale.Sale) bool
 }
 
 // Config picks the mode and its parts; direct mode needs none of them.
@@ -63,12 +78,18 @@ type Config struct {
 	Mode    Mode
 	Gate    Gate      // sync and queue
 	Batcher Submitter // sync
-	Queue   Queue     // queue: CheckOrder reads PENDING/REJECTED from it
+	// Admissions, when set, answers CheckOrder for orders not (yet) in
+	// PostgreSQL: PENDING or REJECTED (sync and queue).
+	Admissions Admissions
 	// Status, when set, answers "sold out?" from process memory before the
 	// gate is asked (sync and queue).
 	Status     StatusCache
 	MaxQueued  int64 // queue: backlog above which PlaceOrder is refused
 	RetryAfter time.Duration
+	// OrphanAfter is how old a sync-mode order recorded in flight and not in
+	// PostgreSQL must be for a reconcile to take it as abandoned (its writer
+	// died); it must exceed the longest a write can take. Default 1 minute.
+	OrphanAfter time.Duration
 }
 
 // Service places and reads orders.
@@ -76,6 +97,7 @@ type Service struct {
 	store Store
 	now   func() time.Time
 	cfg   Config
+	loads singleflight.Group // one gate load per product at a time
 }
 
 // NewService returns a Service over store; now is the clock the sale window
@@ -84,13 +106,23 @@ func NewService(store Store, now func() time.Time, cfg Config) *Service {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeDirect
 	}
+	if cfg.OrphanAfter <= 0 {
+		cfg.OrphanAfter = time.Minute
+	}
 	return &Service{store: store, now: now, cfg: cfg}
 }
 
+// outcomeRetries bounds how often sync mode writes an order again after a
+// batch failed without saying whether it committed; a replay of a stored
+// order changes nothing, so the answer to a replay is the truth.
+var outcomeRetries = []time.Duration{100 * time.Millisecond, 400 * time.Millisecond, time.Second}
+
 // Place buys one unit of the product for the user in the product's sale that
 // is open now. It returns product.ErrNotFound, ErrSaleNotActive, ErrSoldOut,
-// ErrAlreadyOrdered, *BusyError or ErrUnavailable when the order is not taken.
-// In queue mode the order comes back PENDING, else CONFIRMED.
+// *AlreadyOrderedError (errors.Is ErrAlreadyOrdered) with the order the user
+// holds, *BusyError, ErrUnavailable (nothing stored), or an *OrderError with
+// ErrInProgress or ErrOutcomeUnknown when the order is not taken now. In
+// queue mode the order comes back PENDING, else CONFIRMED.
 func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order, error) {
 	now := s.now()
 	sl, err := s.openSale(ctx, productID, now)
@@ -105,45 +137,142 @@ func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order
 	// order shown to the caller is the order stored.
 	o := Order{ID: id, SaleID: sl.ID, ProductID: productID, UserID: userID, Status: StatusConfirmed, CreatedAt: now.Truncate(time.Millisecond)}
 	if s.cfg.Mode == ModeDirect {
-		return s.store.OrderPlace(ctx, o)
+		return s.placeDirect(ctx, o)
 	}
-	if s.cfg.Status != nil && s.cfg.Status.SoldOut(ctx, sl.ID) {
-		return Order{}, ErrSoldOut // every process learns it from the invalidation, no round trip
+	if s.cfg.Status != nil && s.cfg.Status.SoldOut(ctx, sl) {
+		// Every process learns it from the invalidation; once sold out the
+		// sale's buyers are final, so a winner's retry is answered from
+		// memory too.
+		held, inProgress, err := s.soldOut(ctx, sl, userID)
+		if inProgress && s.cfg.Batcher != nil {
+			return s.inProgress(ctx, sl, userID, held)
+		}
+		return Order{}, err
 	}
 	if err := s.admit(ctx, o, sl); err != nil {
+		if ip, ok := errors.AsType[*OrderError](err); ok && ip.Err == ErrInProgress && s.cfg.Batcher != nil {
+			return s.inProgress(ctx, sl, userID, ip.OrderID)
+		}
 		return Order{}, err
 	}
 	if s.cfg.Mode == ModeQueue {
 		o.Status = StatusPending
 		return o, nil
 	}
+	return s.write(ctx, o, false)
+}
+
+// placeDirect stores o in its own transaction; a second order of the user
+// is answered with the order they hold.
+func (s *Service) placeDirect(ctx context.Context, o Order) (Order, error) {
+	stored, err := s.store.OrderPlace(ctx, o)
+	if errors.Is(err, ErrAlreadyOrdered) {
+		return Order{}, s.alreadyOrdered(ctx, o)
+	}
+	return stored, err
+}
+
+// alreadyOrdered is ErrAlreadyOrdered with the order the user holds in o's
+// sale, looked up in PostgreSQL; the bare sentinel when the lookup fails.
+func (s *Service) alreadyOrdered(ctx context.Context, o Order) error {
+	held, err := s.store.OrderBySaleUser(ctx, o.SaleID, o.UserID)
+	if err != nil {
+		return ErrAlreadyOrdered
+	}
+	return &AlreadyOrderedError{OrderID: held.ID}
+}
+
+// soldOut answers an attempt on a sold-out sale: the user's order if they
+// hold one, else ErrSoldOut. inProgress reports an order of theirs still
+// being written (sync mode).
+func (s *Service) soldOut(ctx context.Context, sl sale.Sale, userID uuid.UUID) (held uuid.UUID, inProgress bool, err error) {
+	held, inProgress, found, err := s.cfg.Gate.Holder(ctx, sl, userID)
+	switch {
+	case err != nil, !found:
+		return uuid.Nil, false, ErrSoldOut
+	case inProgress:
+		return held, true, &OrderError{Err: ErrInProgress, OrderID: held}
+	}
+	return held, false, &AlreadyOrderedError{OrderID: held}
+}
+
+// write hands an admitted order to the batcher (sync mode) and waits for the
+// truth about it; the batcher settles the order in the gate. replay is for
+// an order written before whose outcome is not known yet.
+func (s *Service) write(ctx context.Context, o Order, replay bool) (Order, error) {
 	// The caller going away must not leave us unsure whether the order
 	// committed, so the wait for the batch ignores cancellation.
-	err = s.cfg.Batcher.Submit(context.WithoutCancel(ctx), o)
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if replay {
+		err = s.cfg.Batcher.Replay(ctx, o)
+	} else {
+		err = s.cfg.Batcher.Submit(ctx, o)
+	}
+	// A batch failure leaves the outcome unknown when the batch may have
+	// committed, and always for a replay (its failure says nothing of the
+	// write before it).
+	unknown := isBatchError(err) && (replay || !errors.Is(err, ErrNotStored))
+	for _, wait := range outcomeRetries {
+		if !unknown {
+			break
+		}
+		// Write the order again: a replay of a stored order finds it and
+		// changes nothing, and one racing the lost commit waits for it on
+		// the order's key, so its answer is the truth.
+		time.Sleep(wait)
+		err = s.cfg.Batcher.Replay(ctx, o)
+		unknown = isBatchError(err)
+	}
 	switch {
+	case unknown:
+		// The order stays admitted and in flight: the user's retry writes it
+		// again (see inProgress), and a reconcile drops it if it was never
+		// stored and nobody asks.
+		return Order{}, &OrderError{Err: ErrOutcomeUnknown, OrderID: o.ID}
 	case err == nil:
 		return o, nil
 	case errors.Is(err, ErrAlreadyOrdered):
 		// PostgreSQL already holds an order of this user (the gate lost
-		// track, e.g. after a Redis flush): the unit goes back, the user stays.
-		s.release(ctx, o, false)
-		return Order{}, ErrAlreadyOrdered
+		// track, e.g. after a Redis flush); the batcher gave the unit back.
+		return Order{}, s.alreadyOrdered(ctx, o)
 	case errors.Is(err, ErrSoldOut):
-		return Order{}, ErrSoldOut // PostgreSQL has no unit to give back
-	default:
-		s.release(ctx, o, true)
-		return Order{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return Order{}, ErrSoldOut
 	}
+	// Nothing stored (the batch failed before it could commit), or an error
+	// of this order alone (no such sale or user): the batcher dropped its
+	// admission.
+	return Order{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// admit puts the order to the gate, loading the sale's state from
+// inProgress answers a user whose admitted order is still in flight in sync
+// mode: it is being written now, or its write's outcome was lost (unknown
+// outcome, or its process died). Writing it again is safe and tells which:
+// the answer is that order's, committed now if it was not yet.
+func (s *Service) inProgress(ctx context.Context, sl sale.Sale, userID, held uuid.UUID) (Order, error) {
+	o := Order{ID: held, SaleID: sl.ID, ProductID: sl.ProductID, UserID: userID, Status: StatusConfirmed}
+	if held.Version() == 7 {
+		sec, nsec := held.Time().UnixTime()
+		o.CreatedAt = time.Unix(sec, nsec).UTC()
+	} else {
+		o.CreatedAt = s.now().Truncate(time.Millisecond)
+	}
+	return s.write(ctx, o, true)
+}
+
+func isBatchError(err error) bool {
+	var batch *BatchError
+	return errors.As(err, &batch)
+}
+
+// admit puts the order to the gate, loading the product's state from
 // PostgreSQL the first time the gate sees the sale.
 func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 	a := Admission{Order: o, Sale: sl, Queue: s.cfg.Mode == ModeQueue, MaxQueued: s.cfg.MaxQueued}
-	d, err := s.cfg.Gate.Admit(ctx, a)
+	d, held, err := s.cfg.Gate.Admit(ctx, a)
 	if err == nil && d == DeniedNotLoaded {
 		if err = s.LoadGate(ctx, sl); err == nil {
-			d, err = s.cfg.Gate.Admit(ctx, a)
+			d, held, err = s.cfg.Gate.Admit(ctx, a)
 		}
 	}
 	if err != nil {
@@ -155,7 +284,9 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 	case DeniedSoldOut:
 		return ErrSoldOut
 	case DeniedAlreadyAdmitted:
-		return ErrAlreadyOrdered
+		return &AlreadyOrderedError{OrderID: held}
+	case DeniedInProgress:
+		return &OrderError{Err: ErrInProgress, OrderID: held}
 	case DeniedNotOpen:
 		return ErrSaleNotActive
 	case DeniedBusy:
@@ -164,55 +295,47 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 	return fmt.Errorf("%w: gate decision %d", ErrUnavailable, d)
 }
 
-func (s *Service) release(ctx context.Context, o Order, forget bool) {
-	// A failed release leaves the unit held in Redis; the reconciler gives it back.
-	_ = s.cfg.Gate.Release(context.WithoutCancel(ctx), o, forget)
-}
-
-// LoadGate gives the gate the sale's state from PostgreSQL unless it holds
-// it already: when the sale is created, and on first use if Redis lost it.
+// LoadGate gives the gate the state of the sale's product from PostgreSQL
+// unless it holds it already: when a sale is created, and on first use if
+// Redis lost it. Concurrent loads of one product in this process share one.
 // It does nothing in direct mode.
 func (s *Service) LoadGate(ctx context.Context, sl sale.Sale) error {
 	if s.cfg.Gate == nil {
 		return nil
 	}
-	st, err := s.GateState(ctx, sl)
-	if err != nil {
-		return err
-	}
-	return s.cfg.Gate.Load(ctx, st)
+	_, err, _ := s.loads.Do(sl.ProductID.String(), func() (any, error) {
+		return nil, s.snapshot(ctx, sl.ProductID, func(st ProductState) error {
+			return s.cfg.Gate.Load(ctx, st)
+		})
+	})
+	return err
 }
 
-// GateState computes a sale's admission state from PostgreSQL: the product's
-// stock and the sale's buyers.
-func (s *Service) GateState(ctx context.Context, sl sale.Sale) (GateState, error) {
-	p, err := s.store.ProductGet(ctx, sl.ProductID)
-	if err != nil {
-		return GateState{}, err
-	}
-	st := GateState{Sale: sl, Remaining: p.Quantity, Buyers: map[uuid.UUID]uuid.UUID{}}
-	f := ListFilter{SaleID: sl.ID, Limit: 1000}
-	for {
-		page, err := s.store.OrderList(ctx, f)
-		if err != nil {
-			return GateState{}, err
-		}
-		for _, o := range page {
-			st.Buyers[o.UserID] = o.ID
-		}
-		if len(page) < f.Limit {
-			return st, nil
-		}
-		f.After = page[len(page)-1].ID
-	}
+// snapshot reads the product's state under its stock row's lock and calls
+// fn with it while the lock is held.
+func (s *Service) snapshot(ctx context.Context, productID uuid.UUID, fn func(ProductState) error) error {
+	now := s.now()
+	// Sales that ended long ago keep no keys in the gate (they expire a day
+	// after the sale); their queued orders still count, as in-flight orders.
+	return s.store.ProductSnapshot(ctx, productID, now.Add(-keepSalesFor), func(st ProductState) error {
+		st.OrphanedBefore = now.Add(-s.cfg.OrphanAfter)
+		return fn(st)
+	})
 }
 
-// Reconcile rebuilds a sale's gate state from PostgreSQL, the truth: the
-// stock and the buyers in PostgreSQL, to which the gate adds, atomically, the
-// orders still queued in Redis (queue mode). Losing Redis data therefore
-// never oversells; at worst it briefly refuses. A sync-mode order admitted
-// while this runs is caught by PostgreSQL's stock guard and unique
-// constraint. It returns what the gate now holds, as computed from PostgreSQL.
+// keepSalesFor is how long after its end a sale's state is still loaded.
+const keepSalesFor = 24 * time.Hour
+
+// Reconcile rebuilds the gate state of the sale's product from PostgreSQL,
+// the truth, read in one snapshot under the product's stock row lock, plus
+// the orders still in flight. It returns the units the gate may now admit
+// and the sale's buyers in PostgreSQL.
+//
+// Why it is exact: while the lock is held no order of the product commits,
+// so every order is either in the snapshot (committed) or still recorded in
+// flight in Redis (queued, or being written in sync mode), and the gate
+// script, atomic in Redis, counts each in-flight order not in the snapshot
+// once. See the README, "Why an acknowledgment is kept".
 func (s *Service) Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, buyers int, err error) {
 	if s.cfg.Gate == nil {
 		return 0, 0, nil
@@ -221,28 +344,36 @@ func (s *Service) Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, b
 	if err != nil {
 		return 0, 0, err
 	}
-	st, err := s.GateState(ctx, sl)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := s.cfg.Gate.Reconcile(ctx, st); err != nil {
-		return 0, 0, err
-	}
-	return int(st.Remaining), len(st.Buyers), nil
+	err = s.snapshot(ctx, sl.ProductID, func(st ProductState) error {
+		for _, sb := range st.Sales {
+			if sb.Sale.ID == saleID {
+				buyers = len(sb.Buyers)
+			}
+		}
+		r, err := s.cfg.Gate.Reconcile(ctx, st)
+		remaining = int(r)
+		return err
+	})
+	return remaining, buyers, err
 }
 
-// ReconcileOpen reconciles every sale open now,
-// for the start-up and periodic passes.
+// ReconcileOpen reconciles the product of every sale open now, for the
+// start-up and periodic passes.
 func (s *Service) ReconcileOpen(ctx context.Context, lister SaleLister) error {
 	now := s.now()
 	f := sale.ListFilter{Now: now, Active: true, Limit: 500}
 	var errs []error
+	done := map[uuid.UUID]bool{}
 	for {
 		page, err := lister.SaleList(ctx, f)
 		if err != nil {
 			return err
 		}
 		for _, sl := range page {
+			if done[sl.ProductID] {
+				continue
+			}
+			done[sl.ProductID] = true
 			if _, _, err := s.Reconcile(ctx, sl.ID); err != nil {
 				errs = append(errs, fmt.Errorf("sale %s: %w", sl.ID, err))
 			}
@@ -296,8 +427,8 @@ func (s *Service) Check(ctx context.Context, userID, productID uuid.UUID) (sl sa
 	if !errors.Is(err, ErrNotFound) {
 		return sale.Sale{}, Order{}, false, err
 	}
-	if s.cfg.Queue != nil {
-		o, ok, err := s.cfg.Queue.Pending(ctx, sl.ID, userID)
+	if s.cfg.Admissions != nil {
+		o, ok, err := s.cfg.Admissions.Pending(ctx, sl, userID)
 		if err != nil {
 			return sale.Sale{}, Order{}, false, err
 		}

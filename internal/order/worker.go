@@ -2,7 +2,6 @@ package order
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,15 +21,15 @@ const (
 )
 
 // Worker persists the orders the gate admitted into the queue (queue mode):
-// it reads a batch, stores it in one transaction and acknowledges the entries
-// only after the commit. A worker that dies before acknowledging leaves its
+// it reads a batch, stores it in one transaction and settles the entries
+// (acknowledges them) only after the commit. A worker that dies before acknowledging leaves its
 // entries pending; another (or it, restarted) claims them after claimIdle and
 // stores them again, which changes nothing, since the store is idempotent by
 // order id.
 type Worker struct {
 	queue     Queue
 	store     BatchStore
-	gate      Gate
+	gate      Settler
 	consumer  string
 	batchSize int
 	claimIdle time.Duration
@@ -38,11 +37,11 @@ type Worker struct {
 }
 
 // NewWorker returns a Worker reading up to batchSize entries at a time from q
-// as consumer (unique per running worker), storing them in store and giving
-// units back to gate when the store turns an order down. Entries pending for
+// as consumer (unique per running worker), storing them in store and
+// settling them in gate. Entries pending for
 // longer than claimIdle under another consumer are taken over. A nil log
 // means slog.Default().
-func NewWorker(q Queue, store BatchStore, gate Gate, consumer string, batchSize int, claimIdle time.Duration, log *slog.Logger) *Worker {
+func NewWorker(q Queue, store BatchStore, gate Settler, consumer string, batchSize int, claimIdle time.Duration, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -104,20 +103,21 @@ func (w *Worker) process(ctx context.Context, qs []QueuedOrder) {
 		}
 	}
 
+	// Settling acknowledges each entry in the same step as it records the
+	// outcome (one script per product), so an entry is settled at most once.
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workerBatchTimeout)
 	defer cancel()
-	ack := make([]QueuedOrder, 0, len(qs))
+	settled := make([]Settlement, len(qs))
 	for i, q := range qs {
-		if w.settle(settleCtx, q.Order, results[i]) {
-			ack = append(ack, q)
+		settled[i] = Settlement{Order: q.Order, Ref: q.Ref, Outcome: OutcomeOf(results[i])}
+		if settled[i].Outcome == Dropped {
+			w.log.Warn("order rejected by the store", "order", q.ID, "err", results[i])
 		}
 	}
-	if len(ack) == 0 {
-		return
-	}
-	if err := w.queue.Ack(settleCtx, ack); err != nil {
-		// Harmless but for the delay: a claim stores them again, changing nothing.
-		w.log.Error("order queue ack", "entries", len(ack), "err", err)
+	if err := w.gate.Settle(settleCtx, settled); err != nil {
+		// Harmless but for the delay: the entries stay pending, and whoever
+		// claims them stores them again, changing nothing, and settles them.
+		w.log.Error("order batch not settled", "entries", len(qs), "err", err)
 	}
 }
 
@@ -130,39 +130,6 @@ func (w *Worker) storeBatch(ctx context.Context, orders []Order) ([]error, error
 		err = fmt.Errorf("order batch: %d results for %d orders", len(results), len(orders))
 	}
 	return results, err
-}
-
-// settle does what o's store result calls for, and reports whether o's entry
-// may be acknowledged: when it failed, the entry stays pending so that it is
-// settled again later (Reject and Release must bear repeating).
-func (w *Worker) settle(ctx context.Context, o Order, result error) bool {
-	if result == nil {
-		return true // committed (now or before)
-	}
-	if err := w.queue.Reject(ctx, o); err != nil {
-		w.log.Error("order reject", "order", o.ID, "err", err)
-		return false
-	}
-	var err error
-	switch {
-	case errors.Is(result, ErrSoldOut):
-		// PostgreSQL had no unit for it, so there is none to give back.
-		return true
-	case errors.Is(result, ErrAlreadyOrdered):
-		// The user holds another order in the sale: the unit this one took
-		// goes back to the stock, and the user stays a buyer.
-		err = w.gate.Release(ctx, o, false)
-	default:
-		// No such sale or user: the order can never be stored. Give its unit
-		// back and forget the admission.
-		w.log.Warn("order rejected by the store", "order", o.ID, "err", result)
-		err = w.gate.Release(ctx, o, true)
-	}
-	if err != nil {
-		w.log.Error("gate release", "order", o.ID, "err", err)
-		return false
-	}
-	return true
 }
 
 // waitOrDone waits for d, or less when ctx ends; it reports whether ctx is live.

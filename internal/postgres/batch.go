@@ -35,8 +35,11 @@ const batchAttempts = 3
 //   - sale.ErrNotFound or auth.ErrUserNotFound, as for OrderPlace.
 //
 // An error for the whole batch (the database unreachable, say) is returned as
-// err, with results nil: then no order may be taken as stored, though some may
-// have been (running the batch again is safe, as replays change nothing).
+// err, with results nil. It wraps order.ErrNotStored when nothing can have
+// been stored: PostgreSQL answered with an error, or was never reached, or
+// the transaction failed before its COMMIT was sent. Otherwise the batch may
+// have committed (the connection broke during the one statement or the
+// COMMIT): running it again is safe, as replays change nothing, and tells.
 func (s *Store) OrderInsertBatch(ctx context.Context, orders []order.Order) (results []error, err error) {
 	if len(orders) == 0 {
 		return []error{}, nil
@@ -48,8 +51,11 @@ func (s *Store) OrderInsertBatch(ctx context.Context, orders []order.Order) (res
 		}
 		break
 	}
-	if err == nil || !isDomainError(err) {
-		return results, err
+	if err != nil && !isDomainError(err) {
+		return nil, classify(err)
+	}
+	if err == nil {
+		return results, nil
 	}
 	if len(orders) == 1 {
 		return []error{err}, nil
@@ -134,7 +140,7 @@ func (s *Store) orderInsertBatchOneStatement(ctx context.Context, orders []order
 func (s *Store) orderInsertBatchTx(ctx context.Context, orders []order.Order) ([]error, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, interpretError("order insert batch: begin", err)
+		return nil, beforeCommit(interpretError("order insert batch: begin", err))
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; otherwise the error is already being returned
 	q := s.q.WithTx(tx)
@@ -142,13 +148,13 @@ func (s *Store) orderInsertBatchTx(ctx context.Context, orders []order.Order) ([
 	p := batchParams(orders)
 	insertedIDs, err := q.OrderInsertBatch(ctx, p)
 	if err != nil {
-		return nil, interpretError("order insert batch: insert", err)
+		return nil, beforeCommit(interpretError("order insert batch: insert", err))
 	}
 	inserted := idSet(insertedIDs)
 
 	existing, err := existingOf(ctx, q, orders, inserted)
 	if err != nil {
-		return nil, err
+		return nil, beforeCommit(err)
 	}
 
 	// The orders inserted now, per product, in batch order (an id listed
@@ -174,7 +180,7 @@ func (s *Store) orderInsertBatchTx(ctx context.Context, orders []order.Order) ([
 		ids := byProduct[productID]
 		n, err := q.ProductTakeStockN(ctx, dbsqlc.ProductTakeStockNParams{ID: productID, N: int32(len(ids))})
 		if err != nil {
-			return nil, interpretError("order insert batch: take stock", err)
+			return nil, beforeCommit(interpretError("order insert batch: take stock", err))
 		}
 		if n == 1 {
 			continue
@@ -184,12 +190,12 @@ func (s *Store) orderInsertBatchTx(ctx context.Context, orders []order.Order) ([
 		// take what is left. The guard holds again, as the row is locked.
 		left, err := q.ProductQuantityLock(ctx, productID)
 		if err != nil {
-			return nil, interpretError("order insert batch: lock stock", err)
+			return nil, beforeCommit(interpretError("order insert batch: lock stock", err))
 		}
 		take := min(int(left), len(ids))
 		excess := ids[take:]
 		if _, err := q.OrderDeleteByIDs(ctx, excess); err != nil {
-			return nil, interpretError("order insert batch: delete sold out", err)
+			return nil, beforeCommit(interpretError("order insert batch: delete sold out", err))
 		}
 		for _, id := range excess {
 			soldOut[id] = true
@@ -199,17 +205,50 @@ func (s *Store) orderInsertBatchTx(ctx context.Context, orders []order.Order) ([
 		}
 		n, err = q.ProductTakeStockN(ctx, dbsqlc.ProductTakeStockNParams{ID: productID, N: int32(take)})
 		if err != nil {
-			return nil, interpretError("order insert batch: take stock", err)
+			return nil, beforeCommit(interpretError("order insert batch: take stock", err))
 		}
 		if n != 1 {
-			return nil, fmt.Errorf("order insert batch: take %d of %d units of product %s locked", take, left, productID)
+			return nil, beforeCommit(fmt.Errorf("order insert batch: take %d of %d units of product %s locked", take, left, productID))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, interpretError("order insert batch: commit", err)
+		return nil, &commitError{interpretError("order insert batch: commit", err)}
 	}
 
 	return batchResults(orders, inserted, existing, soldOut), nil
+}
+
+// commitError is a failed COMMIT: unless PostgreSQL answered it with an
+// error, the transaction may have committed.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// classify marks a whole batch's error with order.ErrNotStored when it
+// certainly stored nothing: PostgreSQL answered with an error (the
+// statement or transaction was rolled back), the connection failed before
+// anything was sent, or a transaction failed before its COMMIT. A broken
+// connection during the batch statement (which commits on its own) or the
+// COMMIT leaves the outcome unknown. (orderInsertBatchTx marks its failures
+// before COMMIT itself, with beforeCommit.)
+func classify(err error) error {
+	_, pgErr := errors.AsType[*pgconn.PgError](err)
+	_, connectErr := errors.AsType[*pgconn.ConnectError](err)
+	if pgErr || connectErr || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", order.ErrNotStored, err)
+	}
+	return err
+}
+
+// beforeCommit marks an error of a transaction that has not sent its COMMIT
+// as storing nothing, unless it is a domain error (which OrderInsertBatch
+// compares by identity).
+func beforeCommit(err error) error {
+	if isDomainError(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", order.ErrNotStored, err)
 }
 
 func idSet(ids []uuid.UUID) map[uuid.UUID]bool {

@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/postgres/dbsqlc"
@@ -17,7 +19,8 @@ import (
 // It returns order.ErrAlreadyOrdered when the user has an order in the sale
 // (even if the sale is sold out since), order.ErrSoldOut when no stock is
 // left, sale.ErrNotFound when there is no such sale selling o.ProductID, and
-// auth.ErrUserNotFound when there is no such user.
+// auth.ErrUserNotFound when there is no such user, and an *order.OrderError
+// with order.ErrOutcomeUnknown when the connection broke during the COMMIT.
 func (s *Store) OrderPlace(ctx context.Context, o order.Order) (order.Order, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -47,7 +50,12 @@ func (s *Store) OrderPlace(ctx context.Context, o order.Order) (order.Order, err
 		return order.Order{}, order.ErrSoldOut // the deferred rollback undoes the insert
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return order.Order{}, interpretError("order place: commit", err)
+		if _, answered := errors.AsType[*pgconn.PgError](err); answered {
+			return order.Order{}, interpretError("order place: commit", err)
+		}
+		// The COMMIT was sent but its answer lost: the order may be stored.
+		// A retry of the buyer finds it (ErrAlreadyOrdered) if it is.
+		return order.Order{}, fmt.Errorf("%w: %w", &order.OrderError{Err: order.ErrOutcomeUnknown, OrderID: o.ID}, err)
 	}
 	return orderFromRow(row), nil
 }

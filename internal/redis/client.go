@@ -1,25 +1,28 @@
 // Package redis is the Redis side of the fast order path, on rueidis: the
 // admission gate (one Lua script per operation), the sale-status key read
-// through client-side caching, the per-sale order streams, a per-user rate
-// limiter shared by all processes and a small read-through cache.
+// through client-side caching, the per-product order streams, a per-user
+// rate limiter shared by all processes and a small read-through cache.
 //
-// Every key of one sale shares the hash tag {sale:<id>}, so each script
-// touches a single slot and runs unchanged on Redis Cluster:
+// Stock is the product's, shared by all its sales, so every key of one
+// product and of its sales shares the hash tag {p:<product id>}: each script
+// touches a single slot and runs unchanged on Redis Cluster.
 //
-//	<prefix>:{sale:<id>}:meta      hash: starts_us, ends_us, step, expire_ms, product
-//	<prefix>:{sale:<id>}:stock     integer: units the gate may still admit
-//	<prefix>:{sale:<id>}:buyers    hash: user id -> admitted order id
-//	<prefix>:{sale:<id>}:rejected  hash: user id -> rejected order id
-//	<prefix>:{sale:<id>}:status    string "<remaining rounded up>|<starts_us>|<ends_us>"
-//	<prefix>:{sale:<id>}:stream    stream of admitted orders (queue mode)
-//	<prefix>:streams               set of the stream keys workers read
-//	<prefix>:rl:<user id>          hash: the user's token bucket
-//	<prefix>:cache:<key>           read-through cache entries
+//	<prefix>:{p:<id>}:meta                hash: step, expire_ms, generation
+//	<prefix>:{p:<id>}:stock               integer: units the gate may still admit
+//	<prefix>:{p:<id>}:status              string: stock rounded up to the publish step
+//	<prefix>:{p:<id>}:stream              stream of admitted orders (queue mode)
+//	<prefix>:{p:<id>}:inflight            hash: order id -> "sale|user|created_ms", admitted orders being written (sync mode)
+//	<prefix>:{p:<id>}:s:<sale>:meta       hash: starts_us, ends_us
+//	<prefix>:{p:<id>}:s:<sale>:buyers     hash: user id -> admitted order id
+//	<prefix>:{p:<id>}:s:<sale>:rejected   hash: user id -> rejected order id
+//	<prefix>:streams                      set of the stream keys workers read
+//	<prefix>:rl:<user id>                 hash: the user's token bucket
+//	<prefix>:cache:<key>                  read-through cache entries
 //
-// All of a sale's keys but the stream expire 24 hours after the sale ends
-// (PEXPIREAT). The stream has no TTL: a worker's Read deletes it, and drops
-// it from the registry, once it is empty and the sale's meta has expired, so
-// no admitted order is lost to an expiry.
+// A sale's keys expire 24 hours after the sale ends, the product's with its
+// last loaded sale's (PEXPIREAT). The stream has no TTL: a worker's Read
+// deletes it, and drops it from the registry, once it is empty and the
+// product's meta has expired, so no admitted order is lost to an expiry.
 package redis
 
 import (

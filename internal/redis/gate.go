@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,42 +22,54 @@ const keepAfterEnd = 24 * time.Hour
 // this only matters if a push is lost.
 const statusCacheTTL = time.Minute
 
-// saleKeys are the keys of one sale; they share the hash tag {sale:<id>}.
-type saleKeys struct {
-	meta, stock, buyers, rejected, status, stream, released string
+// productKeys are the keys of one product's admission state; they share the
+// hash tag {p:<product id>} with the keys of the product's sales, so every
+// script touches one slot and runs unchanged on Redis Cluster.
+type productKeys struct {
+	meta, stock, status, stream, inflight string
 }
 
-func (c *Client) saleKeys(saleID uuid.UUID) saleKeys {
-	p := c.salePrefix(saleID)
-	return saleKeys{
+// saleKeys are the keys of one sale of a product.
+type saleKeys struct {
+	meta, buyers, rejected string
+}
+
+func (c *Client) productPrefix(productID uuid.UUID) string {
+	return c.prefix + ":{p:" + productID.String() + "}:"
+}
+
+func (c *Client) productKeys(productID uuid.UUID) productKeys {
+	p := c.productPrefix(productID)
+	return productKeys{
 		meta:     p + "meta",
 		stock:    p + "stock",
-		buyers:   p + "buyers",
-		rejected: p + "rejected",
 		status:   p + "status",
 		stream:   p + "stream",
-		released: p + "released",
+		inflight: p + "inflight",
 	}
 }
 
-func (c *Client) salePrefix(saleID uuid.UUID) string {
-	return c.prefix + ":{sale:" + saleID.String() + "}:"
+func (c *Client) saleKeys(productID, saleID uuid.UUID) saleKeys {
+	p := c.productPrefix(productID) + "s:" + saleID.String() + ":"
+	return saleKeys{meta: p + "meta", buyers: p + "buyers", rejected: p + "rejected"}
 }
 
-// statusKey is saleKeys(saleID).status alone, for the hot status read.
-func (c *Client) statusKey(saleID uuid.UUID) string { return c.salePrefix(saleID) + "status" }
+// statusKey is productKeys(productID).status alone, for the hot status read.
+func (c *Client) statusKey(productID uuid.UUID) string {
+	return c.productPrefix(productID) + "status"
+}
 
 func (c *Client) streamsKey() string { return c.prefix + ":streams" }
 
 // luaPublish rewrites the status key only when the published value changes:
-// the remaining stock rounded up to the sale's publish step (0 exactly when
-// sold out), and the window. Hot admissions between two steps leave it alone,
-// so they do not invalidate every process's cached copy.
+// the remaining stock rounded up to the product's publish step (0 exactly
+// when sold out). Hot admissions between two steps leave it alone, so they
+// do not invalidate every process's cached copy.
 const luaPublish = `
-local function publish(key, stock, step, starts, ends, expire)
+local function publish(key, stock, step, expire)
   local b = 0
   if stock > 0 then b = math.ceil(stock / step) * step end
-  local v = string.format('%d', b) .. '|' .. starts .. '|' .. ends
+  local v = string.format('%d', b)
   if redis.call('GET', key) ~= v then
     redis.call('SET', key, v, 'PXAT', expire)
   end
@@ -67,104 +78,201 @@ end
 
 // Script results for Admit; they mirror order.Decision.
 const (
-	codeAdmitted  = 1
-	codeSoldOut   = 2
-	codeAlready   = 3
-	codeNotOpen   = 4
-	codeNotLoaded = 5
-	codeBusy      = 6
+	codeAdmitted   = 1
+	codeSoldOut    = 2
+	codeAlready    = 3
+	codeNotOpen    = 4
+	codeNotLoaded  = 5
+	codeBusy       = 6
+	codeInProgress = 7
 )
 
-// admitScript: KEYS meta, stock, buyers, stream, status; ARGV user, order,
-// queue (0|1), max queued, sale, product, created (unix ms).
+// admitScript: KEYS product meta, stock, status, stream, inflight, sale
+// meta, buyers; ARGV user, order, queue (0|1), max queued, sale, product,
+// created (unix ms). It returns {code} or {code, order id of the user}.
+//
+// An admitted order is recorded in flight in the same step as it takes its
+// unit: appended to the product's stream (queue mode) or put in the
+// inflight hash (sync mode), until its writer settles it.
 var admitScript = rueidis.NewLuaScript(luaPublish + `
-local m = redis.call('HMGET', KEYS[1], 'starts_us', 'ends_us', 'step', 'expire_ms')
-if not m[1] then return 5 end
+local pm = redis.call('HMGET', KEYS[1], 'step', 'expire_ms')
+local m = redis.call('HMGET', KEYS[6], 'starts_us', 'ends_us')
+if not pm[1] or not m[1] then return {5} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if now < tonumber(m[1]) or now >= tonumber(m[2]) then return 4 end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 3 end
-if ARGV[3] == '1' and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[4]) then return 6 end
+if now < tonumber(m[1]) or now >= tonumber(m[2]) then return {4} end
+local held = redis.call('HGET', KEYS[7], ARGV[1])
+if held then
+  if redis.call('HEXISTS', KEYS[5], held) == 1 then return {7, held} end
+  return {3, held}
+end
+if ARGV[3] == '1' and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[4]) then return {6} end
 local s = tonumber(redis.call('GET', KEYS[2]) or '0')
-if s <= 0 then return 2 end
+if s <= 0 then return {2} end
 s = redis.call('DECR', KEYS[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
+if redis.call('HLEN', KEYS[7]) == 1 then redis.call('PEXPIREAT', KEYS[7], pm[2]) end
 if ARGV[3] == '1' then
   redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7])
+else
+  redis.call('HSET', KEYS[5], ARGV[2], ARGV[5] .. '|' .. ARGV[1] .. '|' .. ARGV[7])
+  if redis.call('HLEN', KEYS[5]) == 1 then redis.call('PEXPIREAT', KEYS[5], pm[2]) end
 end
-publish(KEYS[5], s, tonumber(m[3]), m[1], m[2], m[4])
+publish(KEYS[3], s, tonumber(pm[1]), pm[2])
+return {1}
+`)
+
+// Outcome codes passed to settleScript; they mirror order.Outcome.
+var outcomeCodes = map[order.Outcome]string{
+	order.Committed:         "c",
+	order.RejectedSoldOut:   "s",
+	order.RejectedDuplicate: "d",
+	order.Dropped:           "x",
+}
+
+// settleScript: KEYS product meta, stock, status, stream, inflight, then
+// buyers and rejected of each settled order's sale; ARGV group, then order,
+// user, stream entry (” in sync mode), outcome code per order.
+//
+// An order is settled only while it is still in flight (its stream entry or
+// inflight field exists, and is removed here), so settling again, by a
+// worker that took over the entry or after a lost reply, changes nothing.
+var settleScript = rueidis.NewLuaScript(luaPublish + `
+local pm = redis.call('HMGET', KEYS[1], 'step', 'expire_ms')
+local changed = false
+local n = (#ARGV - 1) / 4
+for i = 1, n do
+  local a = 1 + (i - 1) * 4
+  local o, u, ref, out = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local buyers, rejected = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local live
+  if ref ~= '' then
+    redis.call('XACK', KEYS[4], ARGV[1], ref)
+    live = redis.call('XDEL', KEYS[4], ref) == 1
+  else
+    live = redis.call('HDEL', KEYS[5], o) == 1
+  end
+  -- Without the product's state (expired, or lost) only the record goes:
+  -- the next load rebuilds stock and buyers from PostgreSQL.
+  if live and out ~= 'c' and pm[1] then
+    if out ~= 's' then
+      redis.call('INCR', KEYS[2])
+      changed = true
+    end
+    if out ~= 'd' and redis.call('HGET', buyers, u) == o then
+      redis.call('HDEL', buyers, u)
+    end
+    redis.call('HSET', rejected, u, o)
+    redis.call('PEXPIREAT', rejected, pm[2])
+  end
+end
+if changed then
+  publish(KEYS[3], tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(pm[1]), pm[2])
+end
 return 1
 `)
 
-// releaseScript: KEYS meta, stock, buyers, status, released; ARGV user,
-// order, forget. An order is released at most once (the released set), so a
-// worker replaying an entry whose ack was lost cannot hand out a unit twice.
-var releaseScript = rueidis.NewLuaScript(luaPublish + `
-local m = redis.call('HMGET', KEYS[1], 'starts_us', 'ends_us', 'step', 'expire_ms')
-if not m[1] then return 0 end
-if redis.call('SADD', KEYS[5], ARGV[2]) == 0 then return 0 end
-redis.call('PEXPIREAT', KEYS[5], m[4])
-local s = redis.call('INCR', KEYS[2])
-if ARGV[3] == '1' and redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
-publish(KEYS[4], s, tonumber(m[3]), m[1], m[2], m[4])
-return 1
-`)
-
-// loadScript: KEYS meta, stock, buyers, status, rejected, stream; ARGV mode
-// (load|reconcile), starts_us, ends_us, step, expire_ms, product, stock, then
-// user, order pairs: the state in PostgreSQL. Orders still in the stream
-// (admitted, maybe not yet written) are added on top in the same step: a
-// queued order whose user has no order in PostgreSQL keeps its admission and
-// its unit, so neither a reconcile nor a reload can admit a queued buyer
-// twice or hand their unit to someone else. The stream itself is never touched.
+// loadScript: KEYS product meta, stock, status, stream, inflight, then
+// meta, buyers, rejected of each sale; ARGV mode (load|reconcile), quantity,
+// orphaned before (unix ms), step, expire_ms, number of sales, then per sale
+// id, starts_us, ends_us, expire_ms, number of buyers; then every sale's
+// buyers as user, order pairs: the state in PostgreSQL, read under the
+// product's stock row lock.
+//
+// It sets each sale's window and buyers, then counts the orders in flight
+// once each: a stream entry or inflight field whose order is in PostgreSQL
+// (its user's order there) is committed and already out of the quantity;
+// any other takes a unit and keeps its user a buyer. A sync-mode inflight
+// order older than the orphan horizon and not in PostgreSQL was abandoned
+// by a writer that died and is dropped. The units left are quantity minus
+// the orders in flight. In load mode nothing happens when the product and
+// every sale are loaded already. It returns the units left, or -1 when
+// nothing was done.
 var loadScript = rueidis.NewLuaScript(luaPublish + `
-if ARGV[1] == 'load' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'starts_us', ARGV[2], 'ends_us', ARGV[3], 'step', ARGV[4], 'expire_ms', ARGV[5], 'product', ARGV[6])
-local n = #ARGV
-local i = 8
-while i <= n do
-  local j = math.min(i + 999, n)
-  redis.call('HSET', KEYS[3], unpack(ARGV, i, j))
-  i = j + 1
+local nsales = tonumber(ARGV[6])
+if ARGV[1] == 'load' and redis.call('EXISTS', KEYS[1]) == 1 then
+  local all = true
+  for j = 1, nsales do
+    if redis.call('EXISTS', KEYS[5 + 3 * (j - 1) + 1]) == 0 then all = false end
+  end
+  if all then return -1 end
 end
-local stock = tonumber(ARGV[7])
+local expire = ARGV[5]
+local buyersOf = {}
+local a = 7 + 5 * nsales
+for j = 1, nsales do
+  local base = 7 + 5 * (j - 1)
+  local meta, buyers, rejected = KEYS[5 + 3 * (j - 1) + 1], KEYS[5 + 3 * (j - 1) + 2], KEYS[5 + 3 * (j - 1) + 3]
+  redis.call('DEL', meta, buyers)
+  redis.call('HSET', meta, 'starts_us', ARGV[base + 1], 'ends_us', ARGV[base + 2])
+  local nb = tonumber(ARGV[base + 4])
+  local i, last = a, a + 2 * nb - 1
+  while i <= last do
+    local k = math.min(i + 999, last)
+    redis.call('HSET', buyers, unpack(ARGV, i, k))
+    i = k + 1
+  end
+  a = a + 2 * nb
+  for _, k in ipairs({meta, buyers, rejected}) do redis.call('PEXPIREAT', k, ARGV[base + 3]) end
+  buyersOf[ARGV[base]] = buyers
+end
+local stock = tonumber(ARGV[2])
+local function inflight(sale, user, order)
+  local b = buyersOf[sale]
+  if b and redis.call('HGET', b, user) == order then return false end
+  stock = stock - 1
+  if b then redis.call('HSETNX', b, user, order) end
+  return true
+end
 local from = '-'
 while true do
-  local entries = redis.call('XRANGE', KEYS[6], from, '+', 'COUNT', 1000)
+  local entries = redis.call('XRANGE', KEYS[4], from, '+', 'COUNT', 1000)
   if #entries == 0 then break end
   for _, e in ipairs(entries) do
     local f = e[2]
-    local user, order
-    for k = 1, #f, 2 do
-      if f[k] == 'user' then user = f[k + 1] elseif f[k] == 'order' then order = f[k + 1] end
-    end
-    if user and order and redis.call('HSETNX', KEYS[3], user, order) == 1 then
-      stock = stock - 1
-    end
+    local v = {}
+    for k = 1, #f, 2 do v[f[k]] = f[k + 1] end
+    if v.user and v.order and v.sale then inflight(v.sale, v.user, v.order) end
   end
   from = '(' .. entries[#entries][1]
 end
+local orphanedBefore = tonumber(ARGV[3])
+local fl = redis.call('HGETALL', KEYS[5])
+for k = 1, #fl, 2 do
+  local order = fl[k]
+  local sale, user, created = string.match(fl[k + 1], '^([^|]*)|([^|]*)|([^|]*)$')
+  local b = sale and buyersOf[sale]
+  if b and redis.call('HGET', b, user) == order then
+    redis.call('HDEL', KEYS[5], order)
+  elseif created and tonumber(created) < orphanedBefore then
+    redis.call('HDEL', KEYS[5], order)
+  else
+    inflight(sale, user, order)
+  end
+end
 if stock < 0 then stock = 0 end
 redis.call('SET', KEYS[2], stock)
-redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-redis.call('PEXPIREAT', KEYS[2], ARGV[5])
-redis.call('PEXPIREAT', KEYS[3], ARGV[5])
-redis.call('PEXPIREAT', KEYS[5], ARGV[5])
-publish(KEYS[4], stock, tonumber(ARGV[4]), ARGV[2], ARGV[3], ARGV[5])
-return 1
+redis.call('HSETNX', KEYS[1], 'step', ARGV[4])
+redis.call('HSET', KEYS[1], 'expire_ms', expire)
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+for _, k in ipairs({KEYS[1], KEYS[2], KEYS[5]}) do redis.call('PEXPIREAT', k, expire) end
+local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
+publish(KEYS[3], stock, step, expire)
+return stock
 `)
 
 // Gate is the admission gate (order.Gate) over Redis: each operation is one
-// Lua script on the sale's keys, so checks and writes never straddle round
-// trips. The sale window is judged by Redis's clock (TIME), in microseconds.
+// Lua script on one product's keys, so checks and writes never straddle
+// round trips. The sale window is judged by Redis's clock (TIME), in
+// microseconds.
 type Gate struct {
 	c *Client
 }
 
-var _ order.Gate = (*Gate)(nil)
+var (
+	_ order.Gate       = (*Gate)(nil)
+	_ order.Admissions = (*Gate)(nil)
+)
 
 // NewGate returns the gate over c.
 func NewGate(c *Client) *Gate {
@@ -172,132 +280,264 @@ func NewGate(c *Client) *Gate {
 }
 
 // Admit decides one attempt in one script: DeniedNotLoaded without the
-// sale's state, DeniedNotOpen outside [starts, ends) by Redis's clock,
-// DeniedAlreadyAdmitted for a recorded buyer, DeniedBusy (queue mode) when
-// the stream holds MaxQueued entries or more, DeniedSoldOut without stock;
-// otherwise it takes a unit, records the buyer, appends the order to the
-// stream in queue mode and returns Admitted.
-func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, error) {
-	k := g.c.saleKeys(a.Order.SaleID)
+// product's or the sale's state, DeniedNotOpen outside [starts, ends) by
+// Redis's clock, DeniedInProgress (sync mode) for a buyer whose order is
+// still being written and DeniedAlreadyAdmitted for any other recorded buyer
+// (with their order id), DeniedBusy (queue mode) when the product's stream
+// holds MaxQueued entries or more, DeniedSoldOut without stock; otherwise it
+// takes a unit, records the buyer, records the order in flight (the stream
+// in queue mode) and returns Admitted.
+func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uuid.UUID, error) {
+	pk := g.c.productKeys(a.Order.ProductID)
+	sk := g.c.saleKeys(a.Order.ProductID, a.Order.SaleID)
 	queue := "0"
 	if a.Queue {
 		queue = "1"
 	}
-	code, err := admitScript.Exec(ctx, g.c.rc,
-		[]string{k.meta, k.stock, k.buyers, k.stream, k.status},
+	res, err := admitScript.Exec(ctx, g.c.rc,
+		[]string{pk.meta, pk.stock, pk.status, pk.stream, pk.inflight, sk.meta, sk.buyers},
 		[]string{
 			a.Order.UserID.String(), a.Order.ID.String(), queue,
 			strconv.FormatInt(a.MaxQueued, 10), a.Order.SaleID.String(),
 			a.Order.ProductID.String(), strconv.FormatInt(a.Order.CreatedAt.UnixMilli(), 10),
-		}).AsInt64()
+		}).ToArray()
 	if err != nil {
-		return 0, fmt.Errorf("gate admit: %w", err)
+		return 0, uuid.Nil, fmt.Errorf("gate admit: %w", err)
+	}
+	if len(res) == 0 {
+		return 0, uuid.Nil, fmt.Errorf("gate admit: empty script result")
+	}
+	code, err := res[0].AsInt64()
+	if err != nil {
+		return 0, uuid.Nil, fmt.Errorf("gate admit: %w", err)
+	}
+	var held uuid.UUID
+	if len(res) > 1 {
+		s, err := res[1].ToString()
+		if err == nil {
+			held, err = uuid.Parse(s)
+		}
+		if err != nil {
+			return 0, uuid.Nil, fmt.Errorf("gate admit: held order: %w", err)
+		}
 	}
 	switch code {
 	case codeAdmitted:
-		return order.Admitted, nil
+		return order.Admitted, uuid.Nil, nil
 	case codeSoldOut:
-		return order.DeniedSoldOut, nil
+		return order.DeniedSoldOut, uuid.Nil, nil
 	case codeAlready:
-		return order.DeniedAlreadyAdmitted, nil
+		return order.DeniedAlreadyAdmitted, held, nil
+	case codeInProgress:
+		return order.DeniedInProgress, held, nil
 	case codeNotOpen:
-		return order.DeniedNotOpen, nil
+		return order.DeniedNotOpen, uuid.Nil, nil
 	case codeNotLoaded:
-		return order.DeniedNotLoaded, nil
+		return order.DeniedNotLoaded, uuid.Nil, nil
 	case codeBusy:
-		return order.DeniedBusy, nil
+		return order.DeniedBusy, uuid.Nil, nil
 	}
-	return 0, fmt.Errorf("gate admit: unexpected script result %d", code)
+	return 0, uuid.Nil, fmt.Errorf("gate admit: unexpected script result %d", code)
 }
 
-// Release gives back the unit the admitted order o took (INCR stock). With
-// forget it also drops the user's admission, but only while it is o's, so
-// the user may try again. Releasing the same order again does nothing, so a
-// replayed release cannot hand out a unit twice. Reject does not give the unit
-// back; a worker that rejects an order whose unit should return calls Release
-// (without forget) as well. When the gate holds no state for the sale,
-// Release does nothing: the next Load or Reconcile recomputes the stock.
-func (g *Gate) Release(ctx context.Context, o order.Order, forget bool) error {
-	k := g.c.saleKeys(o.SaleID)
-	f := "0"
-	if forget {
-		f = "1"
+// Settle records what became of in-flight orders, one script per product:
+// it removes each order's in-flight record (acknowledging and deleting its
+// stream entry in queue mode) and, for a rejected order, records it as
+// REJECTED, gives its unit back unless PostgreSQL had none, and drops the
+// user's admission unless they hold another order. An order no longer in
+// flight is left alone, so Settle bears repeating.
+func (g *Gate) Settle(ctx context.Context, settled []order.Settlement) error {
+	byProduct := map[uuid.UUID][]order.Settlement{}
+	for _, s := range settled {
+		byProduct[s.Order.ProductID] = append(byProduct[s.Order.ProductID], s)
 	}
-	err := releaseScript.Exec(ctx, g.c.rc,
-		[]string{k.meta, k.stock, k.buyers, k.status, k.released},
-		[]string{o.UserID.String(), o.ID.String(), f}).Error()
-	if err != nil {
-		return fmt.Errorf("gate release: %w", err)
+	for productID, ss := range byProduct {
+		pk := g.c.productKeys(productID)
+		keys := make([]string, 0, 5+2*len(ss))
+		keys = append(keys, pk.meta, pk.stock, pk.status, pk.stream, pk.inflight)
+		args := make([]string, 0, 1+4*len(ss))
+		args = append(args, Group)
+		for _, s := range ss {
+			sk := g.c.saleKeys(productID, s.Order.SaleID)
+			code, ok := outcomeCodes[s.Outcome]
+			if !ok {
+				return fmt.Errorf("gate settle: unknown outcome %d", s.Outcome)
+			}
+			keys = append(keys, sk.buyers, sk.rejected)
+			args = append(args, s.Order.ID.String(), s.Order.UserID.String(), s.Ref, code)
+		}
+		if err := settleScript.Exec(ctx, g.c.rc, keys, args).Error(); err != nil {
+			return fmt.Errorf("gate settle: %w", err)
+		}
 	}
 	return nil
 }
 
-// Load sets the sale's state unless the gate already holds it (the script
-// checks the meta key), and registers the sale's stream for workers.
-func (g *Gate) Load(ctx context.Context, st order.GateState) error {
-	return g.load(ctx, "load", st)
+// Load applies st unless the gate holds the product's state and every
+// sale's in it already, and registers the product's stream for workers.
+func (g *Gate) Load(ctx context.Context, st order.ProductState) error {
+	_, err := g.load(ctx, "load", st)
+	return err
 }
 
-// Reconcile replaces the sale's meta, stock, buyers and status with st,
-// whatever the gate holds, plus the orders still queued in the stream (see
-// loadScript). It keeps the stream and the rejected orders.
-func (g *Gate) Reconcile(ctx context.Context, st order.GateState) error {
+// Reconcile replaces the product's stock and its sales' windows and buyers
+// with st plus the orders still in flight (see loadScript), whatever the
+// gate held, and returns the units it may now admit. It keeps the stream,
+// the in-flight orders and the rejected ones.
+func (g *Gate) Reconcile(ctx context.Context, st order.ProductState) (int32, error) {
 	return g.load(ctx, "reconcile", st)
 }
 
-func (g *Gate) load(ctx context.Context, mode string, st order.GateState) error {
-	k := g.c.saleKeys(st.Sale.ID)
-	remaining := max(st.Remaining, 0)
-	// The step is 1% of what the sale started with, as far as the gate can
-	// tell: what is left plus what was taken.
-	initial := int64(remaining) + int64(len(st.Buyers))
-	step := max(1, (initial+99)/100)
-	args := make([]string, 0, 7+2*len(st.Buyers))
-	args = append(args, mode,
-		strconv.FormatInt(st.Sale.StartsAt.UnixMicro(), 10),
-		strconv.FormatInt(st.Sale.EndsAt.UnixMicro(), 10),
-		strconv.FormatInt(step, 10),
-		strconv.FormatInt(st.Sale.EndsAt.Add(keepAfterEnd).UnixMilli(), 10),
-		st.Sale.ProductID.String(),
-		strconv.FormatInt(int64(remaining), 10),
-	)
-	for user, id := range st.Buyers {
-		args = append(args, user.String(), id.String())
+func (g *Gate) load(ctx context.Context, mode string, st order.ProductState) (int32, error) {
+	pk := g.c.productKeys(st.ProductID)
+	keys := []string{pk.meta, pk.stock, pk.status, pk.stream, pk.inflight}
+	sold := 0
+	var expire time.Time
+	for _, sb := range st.Sales {
+		sold += len(sb.Buyers)
+		expire = later(expire, sb.Sale.EndsAt.Add(keepAfterEnd))
 	}
-	err := loadScript.Exec(ctx, g.c.rc,
-		[]string{k.meta, k.stock, k.buyers, k.status, k.rejected, k.stream}, args).Error()
+	if expire.IsZero() {
+		expire = time.Now().Add(keepAfterEnd)
+	}
+	// The step is 1% of what the product's sales started with, as far as
+	// the gate can tell: what is left plus what was taken.
+	step := max(1, (int64(max(st.Quantity, 0))+int64(sold)+99)/100)
+	args := make([]string, 0, 6+5*len(st.Sales)+2*sold)
+	args = append(args, mode,
+		strconv.FormatInt(int64(max(st.Quantity, 0)), 10),
+		strconv.FormatInt(st.OrphanedBefore.UnixMilli(), 10),
+		strconv.FormatInt(step, 10),
+		strconv.FormatInt(expire.UnixMilli(), 10),
+		strconv.Itoa(len(st.Sales)),
+	)
+	for _, sb := range st.Sales {
+		sk := g.c.saleKeys(st.ProductID, sb.Sale.ID)
+		keys = append(keys, sk.meta, sk.buyers, sk.rejected)
+		args = append(args, sb.Sale.ID.String(),
+			strconv.FormatInt(sb.Sale.StartsAt.UnixMicro(), 10),
+			strconv.FormatInt(sb.Sale.EndsAt.UnixMicro(), 10),
+			strconv.FormatInt(sb.Sale.EndsAt.Add(keepAfterEnd).UnixMilli(), 10),
+			strconv.Itoa(len(sb.Buyers)))
+	}
+	for _, sb := range st.Sales {
+		for user, id := range sb.Buyers {
+			args = append(args, user.String(), id.String())
+		}
+	}
+	left, err := loadScript.Exec(ctx, g.c.rc, keys, args).AsInt64()
 	if err != nil {
-		return fmt.Errorf("gate %s: %w", mode, err)
+		return 0, fmt.Errorf("gate %s: %w", mode, err)
 	}
 	// The registry lives in another slot, so it cannot be written by the
 	// script; SADD is idempotent and also heals a lost registry.
-	if err := g.c.rc.Do(ctx, g.c.rc.B().Sadd().Key(g.c.streamsKey()).Member(k.stream).Build()).Error(); err != nil {
-		return fmt.Errorf("gate register stream: %w", err)
+	if err := g.c.rc.Do(ctx, g.c.rc.B().Sadd().Key(g.c.streamsKey()).Member(pk.stream).Build()).Error(); err != nil {
+		return 0, fmt.Errorf("gate register stream: %w", err)
 	}
-	return nil
+	if left < 0 { // loaded already
+		n, _, err := g.Remaining(ctx, st.ProductID)
+		return n, err
+	}
+	return int32(left), nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// Holder is the order the user holds in the sale as the gate records it,
+// read through client-side caching: once a sale sells out its buyers stop
+// changing, so a winner's retries are answered from memory, and Redis
+// pushes an invalidation when they do change. inProgress tells that the
+// order is still being written (sync mode).
+func (g *Gate) Holder(ctx context.Context, sl sale.Sale, userID uuid.UUID) (orderID uuid.UUID, inProgress, found bool, err error) {
+	sk := g.c.saleKeys(sl.ProductID, sl.ID)
+	s, err := g.c.rc.DoCache(ctx, g.c.rc.B().Hget().Key(sk.buyers).Field(userID.String()).Cache(), statusCacheTTL).ToString()
+	if rueidis.IsRedisNil(err) {
+		return uuid.Nil, false, false, nil
+	}
+	if err != nil {
+		return uuid.Nil, false, false, fmt.Errorf("gate holder: %w", err)
+	}
+	if orderID, err = uuid.Parse(s); err != nil {
+		return uuid.Nil, false, false, fmt.Errorf("gate holder: %w", err)
+	}
+	pk := g.c.productKeys(sl.ProductID)
+	inProgress, err = g.c.rc.DoCache(ctx, g.c.rc.B().Hexists().Key(pk.inflight).Field(s).Cache(), statusCacheTTL).AsBool()
+	if err != nil {
+		return uuid.Nil, false, false, fmt.Errorf("gate holder: %w", err)
+	}
+	return orderID, inProgress, true, nil
+}
+
+// Pending is the user's admission in the sale as the gate records it: the
+// admitted order with status PENDING, else a rejected one with status
+// REJECTED; ok is false when there is neither. An admitted order stays
+// recorded after it is committed, so callers look in PostgreSQL first.
+// CreatedAt comes from the order's UUIDv7.
+func (g *Gate) Pending(ctx context.Context, sl sale.Sale, userID uuid.UUID) (order.Order, bool, error) {
+	k := g.c.saleKeys(sl.ProductID, sl.ID)
+	u := userID.String()
+	res := g.c.rc.DoMulti(ctx,
+		g.c.rc.B().Hget().Key(k.buyers).Field(u).Build(),
+		g.c.rc.B().Hget().Key(k.rejected).Field(u).Build(),
+	)
+	var vals [2]string
+	for i, r := range res {
+		v, err := r.ToString()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return order.Order{}, false, fmt.Errorf("gate pending: %w", err)
+		}
+		vals[i] = v
+	}
+	status := order.StatusPending
+	idText := vals[0]
+	if idText == "" {
+		status, idText = order.StatusRejected, vals[1]
+	}
+	if idText == "" {
+		return order.Order{}, false, nil
+	}
+	id, err := uuid.Parse(idText)
+	if err != nil {
+		return order.Order{}, false, fmt.Errorf("gate pending: order id %q: %w", idText, err)
+	}
+	o := order.Order{ID: id, SaleID: sl.ID, ProductID: sl.ProductID, UserID: userID, Status: status}
+	if id.Version() == 7 {
+		sec, nsec := id.Time().UnixTime()
+		o.CreatedAt = time.Unix(sec, nsec).UTC()
+	}
+	return o, true, nil
 }
 
 // Status is a sale's published status as this process sees it.
 type Status struct {
 	// State is the sale's state at the time passed to Gate.Status.
 	State sale.State
-	// Remaining is the stock rounded up to the sale's publish step (1% of its
-	// initial stock): an upper bound, zero exactly when sold out.
+	// Remaining is the product's stock rounded up to its publish step (1% of
+	// its initial stock): an upper bound, zero exactly when sold out.
 	Remaining int32
 	// CacheHit tells whether the value came from this process's memory.
 	CacheHit bool
 }
 
-// Status reads the sale's status key through client-side caching (DoCache):
-// most reads are served from memory, and Redis pushes an invalidation when a
-// script rewrites the key. Scripts rewrite it only when the sale sells out,
-// comes back, or its stock crosses a publish step (max(1, ceil(initial/100))
-// units), so a hot sale does not thrash every process's cache; Remaining is
-// therefore coarse. loaded is false when the gate holds no state for the
-// sale. Use Remaining for the exact stock.
-func (g *Gate) Status(ctx context.Context, saleID uuid.UUID, now time.Time) (st Status, loaded bool, err error) {
-	v, found, hit, err := g.c.cachedGet(ctx, g.c.statusKey(saleID), statusCacheTTL, func(s string) (any, error) {
-		return parsePublished(s)
+// Status reads the sale's product's status key through client-side caching
+// (DoCache): most reads are served from memory, and Redis pushes an
+// invalidation when a script rewrites the key. Scripts rewrite it only when
+// the product sells out, comes back, or its stock crosses a publish step
+// (max(1, ceil(initial/100)) units), so a hot sale does not thrash every
+// process's cache; Remaining is therefore coarse. loaded is false when the
+// gate holds no state for the product. Use Remaining for the exact stock.
+func (g *Gate) Status(ctx context.Context, sl sale.Sale, now time.Time) (st Status, loaded bool, err error) {
+	v, found, hit, err := g.c.cachedGet(ctx, g.c.statusKey(sl.ProductID), statusCacheTTL, func(s string) (any, error) {
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("malformed status %q", s)
+		}
+		return int32(n), nil
 	})
 	if err != nil {
 		return Status{}, false, fmt.Errorf("gate status: %w", err)
@@ -305,42 +545,14 @@ func (g *Gate) Status(ctx context.Context, saleID uuid.UUID, now time.Time) (st 
 	if !found {
 		return Status{}, false, nil
 	}
-	return v.(published).at(now, hit), true, nil
+	remaining := v.(int32)
+	return Status{State: sl.StateAt(now, remaining), Remaining: remaining, CacheHit: hit}, true, nil
 }
 
-// published is a sale's status key: the remaining stock rounded up to the
-// publish step, and the window.
-type published struct {
-	remaining int32
-	window    sale.Sale // StartsAt and EndsAt only
-}
-
-// parsePublished reads "<remaining>|<starts_us>|<ends_us>".
-func parsePublished(v string) (published, error) {
-	parts := strings.Split(v, "|")
-	if len(parts) != 3 {
-		return published{}, fmt.Errorf("malformed value %q", v)
-	}
-	rem, err1 := strconv.ParseInt(parts[0], 10, 32)
-	starts, err2 := strconv.ParseInt(parts[1], 10, 64)
-	ends, err3 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return published{}, fmt.Errorf("malformed value %q", v)
-	}
-	return published{
-		remaining: int32(rem),
-		window:    sale.Sale{StartsAt: time.UnixMicro(starts).UTC(), EndsAt: time.UnixMicro(ends).UTC()},
-	}, nil
-}
-
-func (p published) at(now time.Time, cacheHit bool) Status {
-	return Status{State: p.window.StateAt(now, p.remaining), Remaining: p.remaining, CacheHit: cacheHit}
-}
-
-// Remaining is the sale's exact stock in the gate, read uncached; loaded is
-// false when the gate holds no state for the sale.
-func (g *Gate) Remaining(ctx context.Context, saleID uuid.UUID) (remaining int32, loaded bool, err error) {
-	n, err := g.c.rc.Do(ctx, g.c.rc.B().Get().Key(g.c.saleKeys(saleID).stock).Build()).AsInt64()
+// Remaining is the product's exact stock in the gate, read uncached; loaded
+// is false when the gate holds no state for the product.
+func (g *Gate) Remaining(ctx context.Context, productID uuid.UUID) (remaining int32, loaded bool, err error) {
+	n, err := g.c.rc.Do(ctx, g.c.rc.B().Get().Key(g.c.productKeys(productID).stock).Build()).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0, false, nil
 	}

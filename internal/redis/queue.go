@@ -18,10 +18,10 @@ import (
 const Group = "flashsale-workers"
 
 // prepareScript: KEYS stream, meta; ARGV group. A stream that is empty and
-// whose sale has expired is deleted (result 0, the caller unregisters it);
+// whose product's state has expired is deleted (result 0, the caller unregisters it);
 // otherwise the group is created, reading from the start, with MKSTREAM so
 // workers can block on a sale before its first order (BUSYGROUP is ignored).
-// Creating only while the sale's meta or the stream exists keeps a late
+// Creating only while the product's meta or the stream exists keeps a late
 // worker from resurrecting a stream another one just dropped.
 var prepareScript = rueidis.NewLuaScript(`
 if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('XLEN', KEYS[1]) == 0 then
@@ -32,28 +32,14 @@ redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 return 1
 `)
 
-// rejectScript: KEYS buyers, rejected, meta; ARGV user, order.
-var rejectScript = rueidis.NewLuaScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local e = redis.call('HGET', KEYS[3], 'expire_ms')
-if e then
-  redis.call('PEXPIREAT', KEYS[2], e)
-else
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-return 1
-`)
-
 // reprepareEvery is how often a Queue checks a stream it already reads
 // again, so drained streams of expired sales get dropped.
 const reprepareEvery = time.Minute
 
-// Queue is the per-sale streams of admitted orders (order.Queue), read by
+// Queue is the per-product streams of admitted orders (order.Queue), read by
 // workers in the consumer group Group. Streams are registered in the set
-// <prefix>:streams by Gate.Load and Gate.Reconcile.
+// <prefix>:streams by Gate.Load and Gate.Reconcile. Workers settle entries
+// with Gate.Settle.
 type Queue struct {
 	c     *Client
 	ready sync.Map // stream key -> time.Time its group was last made sure of
@@ -268,21 +254,6 @@ func decodeOrder(f map[string]string) (order.Order, bool) {
 	}, true
 }
 
-// Ack acknowledges and deletes the entries (XACK + XDEL), once their orders
-// are committed or rejected. The user's admission stays recorded in the gate.
-func (q *Queue) Ack(ctx context.Context, qs []order.QueuedOrder) error {
-	bySale := map[uuid.UUID][]string{}
-	for _, e := range qs {
-		bySale[e.SaleID] = append(bySale[e.SaleID], e.Ref)
-	}
-	for saleID, ids := range bySale {
-		if err := q.ackKey(ctx, q.c.saleKeys(saleID).stream, ids); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (q *Queue) ackKey(ctx context.Context, k string, ids []string) error {
 	for _, r := range q.c.rc.DoMulti(ctx,
 		q.c.rc.B().Xack().Key(k).Group(Group).Id(ids...).Build(),
@@ -295,68 +266,10 @@ func (q *Queue) ackKey(ctx context.Context, k string, ids []string) error {
 	return nil
 }
 
-// Reject records o as REJECTED (for Pending) and drops the user's admission
-// while it is o's, so the user may try again. It does not give back the unit
-// o took: when the unit should return to the sale (the order failed for a
-// reason other than lack of stock), call Gate.Release(o, false) too. The
-// entry itself is removed by Ack.
-func (q *Queue) Reject(ctx context.Context, o order.Order) error {
-	k := q.c.saleKeys(o.SaleID)
-	err := rejectScript.Exec(ctx, q.c.rc,
-		[]string{k.buyers, k.rejected, k.meta},
-		[]string{o.UserID.String(), o.ID.String(), strconv.FormatInt(keepAfterEnd.Milliseconds(), 10)}).Error()
-	if err != nil {
-		return fmt.Errorf("queue reject: %w", err)
-	}
-	return nil
-}
-
-// Pending is the user's admission in the sale as the gate records it: the
-// admitted order with status PENDING, else a rejected one with status
-// REJECTED; ok is false when there is neither. An admitted order stays
-// recorded after it is committed, so callers look in PostgreSQL first.
-// CreatedAt comes from the order's UUIDv7.
-func (q *Queue) Pending(ctx context.Context, saleID, userID uuid.UUID) (order.Order, bool, error) {
-	k := q.c.saleKeys(saleID)
-	u := userID.String()
-	res := q.c.rc.DoMulti(ctx,
-		q.c.rc.B().Hget().Key(k.buyers).Field(u).Build(),
-		q.c.rc.B().Hget().Key(k.rejected).Field(u).Build(),
-		q.c.rc.B().Hget().Key(k.meta).Field("product").Build(),
-	)
-	var vals [3]string
-	for i, r := range res {
-		v, err := r.ToString()
-		if err != nil && !rueidis.IsRedisNil(err) {
-			return order.Order{}, false, fmt.Errorf("queue pending: %w", err)
-		}
-		vals[i] = v
-	}
-	status := order.StatusPending
-	idText := vals[0]
-	if idText == "" {
-		status, idText = order.StatusRejected, vals[1]
-	}
-	if idText == "" {
-		return order.Order{}, false, nil
-	}
-	id, err := uuid.Parse(idText)
-	if err != nil {
-		return order.Order{}, false, fmt.Errorf("queue pending: order id %q: %w", idText, err)
-	}
-	o := order.Order{ID: id, SaleID: saleID, UserID: userID, Status: status}
-	o.ProductID, _ = uuid.Parse(vals[2]) // uuid.Nil once the sale's meta has expired
-	if id.Version() == 7 {
-		sec, nsec := id.Time().UnixTime()
-		o.CreatedAt = time.Unix(sec, nsec).UTC()
-	}
-	return o, true, nil
-}
-
-// Backlog is the number of entries in the sale's stream (XLEN): admitted
-// orders not yet acknowledged.
-func (q *Queue) Backlog(ctx context.Context, saleID uuid.UUID) (int64, error) {
-	n, err := q.c.rc.Do(ctx, q.c.rc.B().Xlen().Key(q.c.saleKeys(saleID).stream).Build()).AsInt64()
+// Backlog is the number of entries in the product's stream (XLEN): admitted
+// orders not yet settled.
+func (q *Queue) Backlog(ctx context.Context, productID uuid.UUID) (int64, error) {
+	n, err := q.c.rc.Do(ctx, q.c.rc.B().Xlen().Key(q.c.productKeys(productID).stream).Build()).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("queue backlog: %w", err)
 	}

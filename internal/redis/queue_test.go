@@ -17,8 +17,7 @@ func admitQueued(t testing.TB, g *redis.Gate, sl sale.Sale, n int) []order.Order
 	t.Helper()
 	var os []order.Order
 	for range n {
-		a := attempt(sl, newID())
-		a.Queue, a.MaxQueued = true, 1000
+		a := queued(sl, newID())
 		mustAdmit(t, g, a, order.Admitted)
 		os = append(os, a.Order)
 	}
@@ -43,8 +42,19 @@ func orderIDs(os []order.Order) []uuid.UUID {
 	return out
 }
 
-// TestQueueReadAck reads from two sales' streams, blocking on both.
-func TestQueueReadAck(t *testing.T) {
+// settleAll settles every entry with outcome.
+func settleAll(t testing.TB, g *redis.Gate, qs []order.QueuedOrder, outcome order.Outcome) {
+	t.Helper()
+	ss := make([]order.Settlement, len(qs))
+	for i, e := range qs {
+		ss[i] = order.Settlement{Order: e.Order, Ref: e.Ref, Outcome: outcome}
+	}
+	mustSettle(t, g, ss...)
+}
+
+// TestQueueReadSettle reads from two products' streams, blocking on both;
+// settling the entries empties the streams.
+func TestQueueReadSettle(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	g, q := redis.NewGate(c), redis.NewQueue(c)
@@ -66,14 +76,14 @@ func TestQueueReadAck(t *testing.T) {
 	if !slices.Equal(ids(got), orderIDs(want)) {
 		t.Errorf("Read ids = %v, want %v", ids(got), orderIDs(want))
 	}
-	if err := q.Ack(t.Context(), got); err != nil {
-		t.Fatalf("Ack: %v", err)
-	}
+	settleAll(t, g, got, order.Committed)
 	for _, sl := range []sale.Sale{s1, s2} {
-		if n, err := q.Backlog(t.Context(), sl.ID); err != nil || n != 0 {
+		if n, err := q.Backlog(t.Context(), sl.ProductID); err != nil || n != 0 {
 			t.Errorf("Backlog = %d, %v, want 0, nil", n, err)
 		}
 	}
+	wantRemaining(t, g, s1.ProductID, 8, "of the first product")
+	wantRemaining(t, g, s2.ProductID, 7, "of the second product")
 
 	// A new order wakes a blocked reader.
 	done := make(chan []order.QueuedOrder)
@@ -99,8 +109,49 @@ func TestQueueReadAck(t *testing.T) {
 	}
 }
 
-// TestQueueClaimDeadConsumer: entries a consumer read but never acknowledged
-// go to another consumer once idle for longer than claimIdle.
+// TestQueueProductStream: the sales of one product share its stream, which
+// Reconcile registers; each entry reads back as the order admitted, in its
+// own sale.
+func TestQueueProductStream(t *testing.T) {
+	t.Parallel()
+	prefix := newPrefix()
+	c := newClientPrefix(t, prefix)
+	g, q := redis.NewGate(c), redis.NewQueue(c)
+	rc := rawClient(t)
+	s1 := openSale()
+	s2 := saleOf(s1.ProductID)
+	// Reconcile, like Load, registers the product's stream.
+	mustReconcile(t, g, order.ProductState{
+		ProductID: s1.ProductID, Quantity: 10,
+		Sales: []order.SaleBuyers{{Sale: s1}, {Sale: s2}},
+	})
+	a1, a2 := queued(s1, newID()), queued(s2, newID())
+	mustAdmit(t, g, a1, order.Admitted)
+	mustAdmit(t, g, a2, order.Admitted)
+	if n, err := q.Backlog(t.Context(), s1.ProductID); err != nil || n != 2 {
+		t.Errorf("Backlog = %d, %v, want 2, nil", n, err)
+	}
+	ms, err := rc.Do(t.Context(), rc.B().Smembers().Key(prefix+":streams").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatalf("SMEMBERS: %v", err)
+	}
+	if want := productKey(prefix, s1.ProductID, "stream"); !slices.Equal(ms, []string{want}) {
+		t.Errorf("registered = %v, want [%s]", ms, want)
+	}
+	got, err := q.Read(t.Context(), "w1", 10, 0, time.Hour)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Read = %d, %v, want 2, nil", len(got), err)
+	}
+	if got[0].Order != a1.Order || got[1].Order != a2.Order {
+		t.Errorf("Read = %+v, %+v, want %+v, %+v", got[0].Order, got[1].Order, a1.Order, a2.Order)
+	}
+	if got[0].Ref == "" || got[0].Ref == got[1].Ref {
+		t.Errorf("Refs = %q, %q, want two entry ids", got[0].Ref, got[1].Ref)
+	}
+}
+
+// TestQueueClaimDeadConsumer: entries a consumer read but never settled go
+// to another consumer once idle for longer than claimIdle.
 func TestQueueClaimDeadConsumer(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
@@ -109,90 +160,77 @@ func TestQueueClaimDeadConsumer(t *testing.T) {
 	mustLoad(t, g, sl, 10, nil)
 	want := admitQueued(t, g, sl, 3)
 
-	got, err := q.Read(t.Context(), "dead", 10, 0, time.Hour)
-	if err != nil || len(got) != 3 {
-		t.Fatalf("Read by dead = %d, %v, want 3, nil", len(got), err)
+	dead, err := q.Read(t.Context(), "dead", 10, 0, time.Hour)
+	if err != nil || len(dead) != 3 {
+		t.Fatalf("Read by dead = %d, %v, want 3, nil", len(dead), err)
 	}
-	// Not idle long enough: the live consumer gets nothing.
-	got, err = q.Read(t.Context(), "live", 10, 0, time.Hour)
-	if err != nil || len(got) != 0 {
-		t.Fatalf("Read by live = %d, %v, want 0, nil", len(got), err)
-	}
-	// Poll until the entries are idle for over 1ms.
-	for range 1000 {
-		got, err = q.Read(t.Context(), "live", 10, 0, time.Millisecond)
-		if err != nil {
-			t.Fatalf("Read by live: %v", err)
-		}
-		if len(got) > 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	got := claimAll(t, q, "live", 3)
 	if !slices.Equal(ids(got), orderIDs(want)) {
 		t.Errorf("claimed = %v, want %v", ids(got), orderIDs(want))
 	}
-	if err := q.Ack(t.Context(), got); err != nil {
-		t.Fatalf("Ack: %v", err)
-	}
-	if n, err := q.Backlog(t.Context(), sl.ID); err != nil || n != 0 {
+	settleAll(t, g, got, order.Committed)
+	if n, err := q.Backlog(t.Context(), sl.ProductID); err != nil || n != 0 {
 		t.Errorf("Backlog = %d, %v, want 0, nil", n, err)
+	}
+	// Nothing is left to claim.
+	if got, err := q.Read(t.Context(), "other", 10, 0, time.Nanosecond); err != nil || len(got) != 0 {
+		t.Errorf("Read after Settle = %d, %v, want 0, nil", len(got), err)
 	}
 }
 
-// TestQueueRejectPending: Pending reports the admission, then the rejection;
-// Reject drops the admission without returning the unit.
-func TestQueueRejectPending(t *testing.T) {
+// claimAll waits, reading as consumer, until it has taken n entries over
+// (not idle long enough at first, then idle for over 1ms).
+func claimAll(t testing.TB, q *redis.Queue, consumer string, n int) []order.QueuedOrder {
+	t.Helper()
+	got, err := q.Read(t.Context(), consumer, 10, 0, time.Hour)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Read by %s = %d, %v, want 0, nil", consumer, len(got), err)
+	}
+	for range 1000 {
+		more, err := q.Read(t.Context(), consumer, 10, 0, time.Millisecond)
+		if err != nil {
+			t.Fatalf("Read by %s: %v", consumer, err)
+		}
+		got = append(got, more...)
+		if len(got) >= n {
+			return got
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("claimed %d entries, want %d", len(got), n)
+	return nil
+}
+
+// TestQueueSettleTwice: a worker that took over a dead one's entries settles
+// them, then the dead one (not so dead) settles them too: the units dropped
+// come back once.
+func TestQueueSettleTwice(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	g, q := redis.NewGate(c), redis.NewQueue(c)
 	sl := openSale()
 	mustLoad(t, g, sl, 10, nil)
-	user := newID()
+	admitQueued(t, g, sl, 3)
+	wantRemaining(t, g, sl.ProductID, 7, "after 3 admissions")
 
-	if _, ok, err := q.Pending(t.Context(), sl.ID, user); err != nil || ok {
-		t.Fatalf("Pending before admission = %v, %v, want false, nil", ok, err)
+	slow, err := q.Read(t.Context(), "slow", 10, 0, time.Hour)
+	if err != nil || len(slow) != 3 {
+		t.Fatalf("Read by slow = %d, %v, want 3, nil", len(slow), err)
 	}
-	a := attempt(sl, user)
-	mustAdmit(t, g, a, order.Admitted)
-	o, ok, err := q.Pending(t.Context(), sl.ID, user)
-	if err != nil || !ok {
-		t.Fatalf("Pending = %v, %v, want true, nil", ok, err)
+	claimed := claimAll(t, q, "live", 3)
+	settleAll(t, g, claimed, order.Dropped)
+	wantRemaining(t, g, sl.ProductID, 10, "after dropping the 3")
+	settleAll(t, g, slow, order.Dropped)
+	settleAll(t, g, slow, order.RejectedDuplicate)
+	wantRemaining(t, g, sl.ProductID, 10, "after settling the 3 again")
+	for _, e := range slow {
+		mustAdmit(t, g, queued(sl, e.UserID), order.Admitted)
 	}
-	want := a.Order
-	want.CreatedAt = o.CreatedAt // from the UUIDv7, checked below
-	if o != want {
-		t.Errorf("Pending = %+v, want %+v", o, want)
-	}
-	if d := o.CreatedAt.Sub(a.Order.CreatedAt); d < -time.Second || d > time.Second {
-		t.Errorf("Pending.CreatedAt = %v, want about %v", o.CreatedAt, a.Order.CreatedAt)
-	}
-
-	if err := q.Reject(t.Context(), a.Order); err != nil {
-		t.Fatalf("Reject: %v", err)
-	}
-	o, ok, err = q.Pending(t.Context(), sl.ID, user)
-	if err != nil || !ok {
-		t.Fatalf("Pending after Reject = %v, %v, want true, nil", ok, err)
-	}
-	if o.ID != a.Order.ID || o.Status != order.StatusRejected {
-		t.Errorf("Pending after Reject = %v %v, want %v REJECTED", o.ID, o.Status, a.Order.ID)
-	}
-	if got, want := remaining(t, g, sl.ID), int32(9); got != want {
-		t.Errorf("Remaining after Reject = %d, want %d", got, want)
-	}
-
-	// The user may try again; the new admission is what Pending reports.
-	b := attempt(sl, user)
-	mustAdmit(t, g, b, order.Admitted)
-	o, ok, err = q.Pending(t.Context(), sl.ID, user)
-	if err != nil || !ok || o.ID != b.Order.ID || o.Status != order.StatusPending {
-		t.Errorf("Pending after retry = %v %v %v, %v, want %v PENDING true, nil", o.ID, o.Status, ok, err, b.Order.ID)
-	}
+	wantRemaining(t, g, sl.ProductID, 7, "after the 3 retried")
 }
 
-// TestQueueDropsDrainedStreams: a stream whose sale has expired is read until
-// empty, then deleted and unregistered.
+// TestQueueDropsDrainedStreams: a stream whose product's state has expired
+// is read until empty, then deleted and unregistered.
 func TestQueueDropsDrainedStreams(t *testing.T) {
 	t.Parallel()
 	prefix := newPrefix()
@@ -212,11 +250,9 @@ func TestQueueDropsDrainedStreams(t *testing.T) {
 	sl := openSale()
 	mustLoad(t, g, sl, 10, nil)
 	want := admitQueued(t, g, sl, 1)
-	stream := prefix + ":{sale:" + sl.ID.String() + "}:stream"
-	// The sale's keys expire; its stream, holding an order, does not.
-	if err := rc.Do(t.Context(), rc.B().Del().Key(prefix+":{sale:"+sl.ID.String()+"}:meta").Build()).Error(); err != nil {
-		t.Fatalf("DEL meta: %v", err)
-	}
+	stream := productKey(prefix, sl.ProductID, "stream")
+	// The product's keys expire; its stream, holding an order, does not.
+	del(t, rc, productKey(prefix, sl.ProductID, "meta"))
 	got, err := q.Read(t.Context(), "w1", 10, 0, time.Hour)
 	if err != nil {
 		t.Fatalf("Read: %v", err)
@@ -224,9 +260,7 @@ func TestQueueDropsDrainedStreams(t *testing.T) {
 	if !slices.Equal(ids(got), orderIDs(want)) {
 		t.Errorf("Read = %v, want %v", ids(got), orderIDs(want))
 	}
-	if err := q.Ack(t.Context(), got); err != nil {
-		t.Fatalf("Ack: %v", err)
-	}
+	settleAll(t, g, got, order.Committed)
 	if got := registered(); !slices.Equal(got, []string{stream}) {
 		t.Errorf("registered = %v, want [%s]", got, stream)
 	}
@@ -237,7 +271,10 @@ func TestQueueDropsDrainedStreams(t *testing.T) {
 	if got := registered(); len(got) != 0 {
 		t.Errorf("registered = %v, want none", got)
 	}
-	if n, err := q.Backlog(t.Context(), sl.ID); err != nil || n != 0 {
+	if n, err := q.Backlog(t.Context(), sl.ProductID); err != nil || n != 0 {
 		t.Errorf("Backlog = %d, %v, want 0, nil", n, err)
+	}
+	if n := countKeys(t, rc, stream); n != 0 {
+		t.Errorf("stream still there")
 	}
 }

@@ -86,20 +86,56 @@ func newID() uuid.UUID {
 	return uuid.Must(uuid.NewV7())
 }
 
-// openSale is a sale open now by any clock within an hour of this one.
+// openSale is a sale, of a product of its own, open now by any clock within
+// an hour of this one.
 func openSale() sale.Sale {
-	now := time.Now()
-	return sale.Sale{ID: newID(), ProductID: newID(), StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour)}
+	return saleOf(newID())
 }
 
-func mustLoad(t testing.TB, g *redis.Gate, sl sale.Sale, remaining int32, buyers map[uuid.UUID]uuid.UUID) {
+// saleOf is another sale of the product, open now.
+func saleOf(productID uuid.UUID) sale.Sale {
+	now := time.Now()
+	return sale.Sale{ID: newID(), ProductID: productID, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour)}
+}
+
+// stateOf is the PostgreSQL state of sl's product with quantity units left
+// and sl's buyers.
+func stateOf(sl sale.Sale, quantity int32, buyers map[uuid.UUID]uuid.UUID) order.ProductState {
+	return order.ProductState{
+		ProductID: sl.ProductID,
+		Quantity:  quantity,
+		Sales:     []order.SaleBuyers{{Sale: sl, Buyers: buyers}},
+	}
+}
+
+// mustLoad loads sl's product with quantity units and sl with buyers.
+func mustLoad(t testing.TB, g *redis.Gate, sl sale.Sale, quantity int32, buyers map[uuid.UUID]uuid.UUID) {
 	t.Helper()
-	if err := g.Load(t.Context(), order.GateState{Sale: sl, Remaining: remaining, Buyers: buyers}); err != nil {
+	mustLoadState(t, g, stateOf(sl, quantity, buyers))
+}
+
+func mustLoadState(t testing.TB, g *redis.Gate, st order.ProductState) {
+	t.Helper()
+	if err := g.Load(t.Context(), st); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 }
 
-// attempt is an admission of a new order by user in sl.
+// mustReconcile reconciles st and checks that the remaining stock it returns
+// is what Remaining reads.
+func mustReconcile(t testing.TB, g *redis.Gate, st order.ProductState) int32 {
+	t.Helper()
+	n, err := g.Reconcile(t.Context(), st)
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	if got := remaining(t, g, st.ProductID); got != n {
+		t.Fatalf("Reconcile returned %d, Remaining = %d", n, got)
+	}
+	return n
+}
+
+// attempt is an admission of a new order by user in sl (sync mode).
 func attempt(sl sale.Sale, user uuid.UUID) order.Admission {
 	return order.Admission{
 		Order: order.Order{
@@ -110,27 +146,86 @@ func attempt(sl sale.Sale, user uuid.UUID) order.Admission {
 	}
 }
 
-func mustAdmit(t testing.TB, g *redis.Gate, a order.Admission, want order.Decision) {
+// queued is attempt in queue mode, with room in the stream.
+func queued(sl sale.Sale, user uuid.UUID) order.Admission {
+	a := attempt(sl, user)
+	a.Queue, a.MaxQueued = true, 1000
+	return a
+}
+
+// mustAdmit puts a to the gate, checks the decision and returns the order id
+// the gate says the user holds (uuid.Nil unless denied as a holder).
+func mustAdmit(t testing.TB, g *redis.Gate, a order.Admission, want order.Decision) uuid.UUID {
 	t.Helper()
-	got, err := g.Admit(t.Context(), a)
+	got, held, err := g.Admit(t.Context(), a)
 	if err != nil {
 		t.Fatalf("Admit: %v", err)
 	}
 	if got != want {
 		t.Fatalf("Admit = %v, want %v", got, want)
 	}
+	switch got {
+	case order.DeniedAlreadyAdmitted, order.DeniedInProgress:
+		if held == uuid.Nil {
+			t.Fatalf("Admit = %v without the held order", got)
+		}
+	default:
+		if held != uuid.Nil {
+			t.Fatalf("Admit = %v with held order %v, want none", got, held)
+		}
+	}
+	return held
 }
 
-func remaining(t testing.TB, g *redis.Gate, saleID uuid.UUID) int32 {
+// mustHold checks that the user's next attempt in sl is denied with want,
+// naming order held.
+func mustHold(t testing.TB, g *redis.Gate, sl sale.Sale, user uuid.UUID, want order.Decision, held uuid.UUID) {
 	t.Helper()
-	n, loaded, err := g.Remaining(t.Context(), saleID)
+	if got := mustAdmit(t, g, attempt(sl, user), want); got != held {
+		t.Fatalf("Admit held order = %v, want %v", got, held)
+	}
+}
+
+func mustSettle(t testing.TB, g *redis.Gate, ss ...order.Settlement) {
+	t.Helper()
+	if err := g.Settle(t.Context(), ss); err != nil {
+		t.Fatalf("Settle: %v", err)
+	}
+}
+
+// settlement is o's settlement with outcome, ref "" (sync mode).
+func settlement(o order.Order, outcome order.Outcome) order.Settlement {
+	return order.Settlement{Order: o, Outcome: outcome}
+}
+
+func remaining(t testing.TB, g *redis.Gate, productID uuid.UUID) int32 {
+	t.Helper()
+	n, loaded, err := g.Remaining(t.Context(), productID)
 	if err != nil {
 		t.Fatalf("Remaining: %v", err)
 	}
 	if !loaded {
-		t.Fatalf("Remaining: sale not loaded")
+		t.Fatalf("Remaining: product not loaded")
 	}
 	return n
+}
+
+func wantRemaining(t testing.TB, g *redis.Gate, productID uuid.UUID, want int32, why string) {
+	t.Helper()
+	if got := remaining(t, g, productID); got != want {
+		t.Errorf("Remaining %s = %d, want %d", why, got, want)
+	}
+}
+
+// productKey is the key of the product's state named name (meta, stock,
+// status, stream, inflight) under prefix.
+func productKey(prefix string, productID uuid.UUID, name string) string {
+	return prefix + ":{p:" + productID.String() + "}:" + name
+}
+
+// saleKey is the key of the sale's state named name (meta, buyers, rejected).
+func saleKey(prefix string, sl sale.Sale, name string) string {
+	return productKey(prefix, sl.ProductID, "s:"+sl.ID.String()+":"+name)
 }
 
 // rawClient is a plain connection for tests that look behind the package.

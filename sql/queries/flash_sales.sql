@@ -35,3 +35,11 @@ WHERE (
   )
 ORDER BY starts_at, id
 LIMIT @max;
+
+-- SaleListEndingAfter lists the product's sales that end after the given
+-- time, earliest start first.
+-- name: SaleListEndingAfter :many
+SELECT * FROM flash_sales
+WHERE product_id = @product_id
+  AND ends_at > @ended_after::timestamptz
+ORDER BY starts_at;

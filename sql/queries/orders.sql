@@ -94,3 +94,9 @@ WHERE id = @id
 -- transaction ends, so what it reads is what the next UPDATE can take.
 -- name: ProductQuantityLock :one
 SELECT quantity FROM products WHERE id = @id FOR UPDATE;
+
+-- OrderBuyersBySales lists who bought in the sales: their buyers as the
+-- admission gate must know them (see ProductSnapshot).
+-- name: OrderBuyersBySales :many
+SELECT flash_sale_id, user_id, id FROM orders
+WHERE flash_sale_id = ANY(@sale_ids::uuid[]);

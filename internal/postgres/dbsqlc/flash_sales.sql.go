@@ -152,6 +152,46 @@ func (q *Queries) SaleListByProduct(ctx context.Context, productID uuid.UUID) ([
 	return items, nil
 }
 
+const saleListEndingAfter = `-- name: SaleListEndingAfter :many
+SELECT id, product_id, starts_at, ends_at, created_at FROM flash_sales
+WHERE product_id = $1
+  AND ends_at > $2::timestamptz
+ORDER BY starts_at
+`
+
+type SaleListEndingAfterParams struct {
+	ProductID  uuid.UUID
+	EndedAfter time.Time
+}
+
+// SaleListEndingAfter lists the product's sales that end after the given
+// time, earliest start first.
+func (q *Queries) SaleListEndingAfter(ctx context.Context, arg SaleListEndingAfterParams) ([]FlashSale, error) {
+	rows, err := q.db.Query(ctx, saleListEndingAfter, arg.ProductID, arg.EndedAfter)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []FlashSale
+	for rows.Next() {
+		var i FlashSale
+		if err := rows.Scan(
+			&i.ID,
+			&i.ProductID,
+			&i.StartsAt,
+			&i.EndsAt,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const saleOpen = `-- name: SaleOpen :one
 SELECT id, product_id, starts_at, ends_at, created_at FROM flash_sales
 WHERE product_id = $1

@@ -12,6 +12,39 @@ import (
 	"github.com/google/uuid"
 )
 
+const orderBuyersBySales = `-- name: OrderBuyersBySales :many
+SELECT flash_sale_id, user_id, id FROM orders
+WHERE flash_sale_id = ANY($1::uuid[])
+`
+
+type OrderBuyersBySalesRow struct {
+	FlashSaleID uuid.UUID
+	UserID      uuid.UUID
+	ID          uuid.UUID
+}
+
+// OrderBuyersBySales lists who bought in the sales: their buyers as the
+// admission gate must know them (see ProductSnapshot).
+func (q *Queries) OrderBuyersBySales(ctx context.Context, saleIds []uuid.UUID) ([]OrderBuyersBySalesRow, error) {
+	rows, err := q.db.Query(ctx, orderBuyersBySales, saleIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []OrderBuyersBySalesRow
+	for rows.Next() {
+		var i OrderBuyersBySalesRow
+		if err := rows.Scan(&i.FlashSaleID, &i.UserID, &i.ID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const orderDeleteByIDs = `-- name: OrderDeleteByIDs :execrows
 DELETE FROM orders WHERE id = ANY($1::uuid[])
 `
