@@ -400,21 +400,33 @@ type child struct {
 
 func startChild(t *testing.T, name string, env []string, path string, args ...string) *child {
 	t.Helper()
+	c, err := spawn(t, name, 60, env, path, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// spawn is startChild for goroutines other than the test's, which may not
+// end the test: it returns the error instead. When the test has failed, the
+// cleanup logs the last tail lines of the process's output (none when tail
+// is 0: a caller that starts many processes logs the ones that matter).
+func spawn(t *testing.T, name string, tail int, env []string, path string, args ...string) (*child, error) {
 	c := &child{name: name, out: &tailBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() { c.err = c.cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
 		c.stop()
-		if t.Failed() {
-			t.Logf("--- %s (%v), last lines of its output:\n%s", name, c.err, c.out.tail(60))
+		if t.Failed() && tail > 0 {
+			t.Logf("--- %s (%v), last lines of its output:\n%s", name, c.err, c.out.tail(tail))
 		}
 	})
-	return c
+	return c, nil
 }
 
 // kill sends SIGKILL and waits for the process to go.
