@@ -69,6 +69,10 @@ type Config struct {
 	Status     StatusCache
 	MaxQueued  int64 // queue: backlog above which PlaceOrder is refused
 	RetryAfter time.Duration
+	// Accepting, when set, is asked first by every Place (sync and queue); an
+	// error refuses the order as ErrUnavailable (queue mode on a Redis that
+	// lost its AOF).
+	Accepting func() error
 }
 
 // Service places and reads orders.
@@ -92,6 +96,11 @@ func NewService(store Store, now func() time.Time, cfg Config) *Service {
 // ErrAlreadyOrdered, *BusyError or ErrUnavailable when the order is not taken.
 // In queue mode the order comes back PENDING, else CONFIRMED.
 func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order, error) {
+	if s.cfg.Mode != ModeDirect && s.cfg.Accepting != nil {
+		if err := s.cfg.Accepting(); err != nil {
+			return Order{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
 	now := s.now()
 	sl, err := s.openSale(ctx, productID, now)
 	if err != nil {
