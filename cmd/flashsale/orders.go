@@ -48,7 +48,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect})
 		return p, nil
 	}
-	rc, err := redis.New(ctx, cfg.RedisURL, redis.WithKeyPrefix(cfg.RedisKeyPrefix))
+	rc, err := connectRedis(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

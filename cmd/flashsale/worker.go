@@ -62,13 +62,16 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 }
 
 // connectOrderPath opens the store and the order path of cfg's mode for a
-// command that serves no API (its metrics go nowhere); closeAll closes both.
+// command that serves no API (its metrics go nowhere), waiting for
+// PostgreSQL and Redis up to STARTUP_TIMEOUT_SECONDS; closeAll closes both.
 func connectOrderPath(ctx context.Context, cfg config.Config, log *slog.Logger) (*postgres.Store, *orderPath, func(), error) {
-	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	startCtx, started := startupContext(ctx, cfg)
+	defer started()
+	store, err := connectPostgres(startCtx, cfg, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
+	p, err := newOrderPath(startCtx, cfg, store, log, prometheus.NewRegistry())
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err
