@@ -67,6 +67,9 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		return err
 	}
 	defer orders.close()
+	if err := orders.requirePersistence(startCtx, cfg, log); err != nil {
+		return err
+	}
 	started()
 	deps := grpcapi.Deps{
 		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
@@ -93,6 +96,9 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	go store.FollowUsers(bg, log)
 	go orders.reconcileLoop(bg, store, cfg.ReconcileInterval(), log)
 	workersDone := orders.runWorkers(bg, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	// The reconcile goes through a func value: what the watcher needs is
+	// "rebuild the open sales", whatever the order service's shape.
+	watchDone := orders.watchRedis(bg, func(ctx context.Context) error { return orders.service.ReconcileOpen(ctx, store) }, log)
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.
@@ -146,6 +152,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	}
 	stopBackground()
 	<-workersDone
+	<-watchDone
 	if errors.Is(serveErr, http.ErrServerClosed) || errors.Is(serveErr, grpc.ErrServerStopped) {
 		serveErr = nil
 	}

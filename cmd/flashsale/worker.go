@@ -25,9 +25,16 @@ func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAll()
+	if err := p.requirePersistence(ctx, cfg, log); err != nil {
+		return err
+	}
 	n := max(1, cfg.OrdersWorkerConcurrency)
 	log.Info("order workers running", "workers", n)
+	// The watcher re-checks persistence and logs a Redis restart; serve
+	// reconciles, and the workers go on draining whatever the streams hold.
+	watchDone := p.watchRedis(ctx, nil, log)
 	<-p.runWorkers(ctx, n, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	<-watchDone
 	return nil
 }
 
