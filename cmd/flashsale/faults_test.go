@@ -514,6 +514,8 @@ func startServe(t *testing.T, bin string, vars map[string]string) *serveProc {
 		"ADMIN_EMAIL":      testAdminEmail,
 		"ADMIN_PASSWORD":   testAdminPassword,
 		"RL_DISABLED":      "true",
+		// The test Redis servers keep no AOF; startup_test.go tests the refusal.
+		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 		// Warnings and errors only: one info line per call would bury them.
 		"LOG_LEVEL": "warn",
 		"HTTP_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -36,6 +37,9 @@ type orderPath struct {
 	// store is what the API reads and writes: PostgreSQL, with the catalog
 	// served from the client-side cache in the fast modes.
 	store *cachedStore
+
+	// durability says whether Redis keeps an AOF (queue mode only).
+	durability *redis.Durability
 }
 
 // newOrderPath connects what the mode needs: nothing more in direct mode;
@@ -48,7 +52,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect})
 		return p, nil
 	}
-	rc, err := redis.New(ctx, cfg.RedisURL, redis.WithKeyPrefix(cfg.RedisKeyPrefix))
+	rc, err := connectRedis(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +84,8 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 		oc.Batcher = p.batcher
 	case order.ModeQueue:
 		p.queue = redis.NewQueue(rc)
-		warnWithoutPersistence(ctx, rc, log)
+		p.durability = redis.NewDurability(rc, cfg.OrdersQueueAllowVolatile, log)
+		oc.Accepting = p.durability.Accepting
 	}
 	p.service = order.NewService(p.store, now, oc)
 	return p, nil
@@ -159,6 +164,9 @@ func (p *orderPath) ready(store *postgres.Store) map[string]httpapi.Checker {
 	if p.redis != nil {
 		r["redis"] = p.redis
 	}
+	if p.durability != nil {
+		r["redis_aof"] = p.durability // fails while queue mode refuses orders
+	}
 	return r
 }
 
@@ -215,17 +223,69 @@ func (p *orderPath) runWorkers(ctx context.Context, n, batchSize int, claimIdle 
 	return done
 }
 
-// warnWithoutPersistence: queue mode acknowledges orders that live only in
-// Redis until a worker writes them, so Redis must keep them across restarts.
-func warnWithoutPersistence(ctx context.Context, rc *redis.Client, log *slog.Logger) {
-	on, err := rc.AppendOnly(ctx)
-	if err != nil {
-		log.Warn("could not read Redis appendonly setting", "err", err)
-		return
+// requirePersistence: queue mode acknowledges orders that live only in
+// Redis until a worker writes them, so Redis must keep them across restarts
+// (an AOF). serve and worker refuse to start without one unless
+// ORDERS_QUEUE_ALLOW_VOLATILE=true, which is warned about at every start.
+// Other modes need nothing.
+func (p *orderPath) requirePersistence(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if p.durability == nil {
+		return nil
 	}
-	if !on {
-		log.Warn("ORDER_MODE=queue but Redis runs without appendonly: a Redis restart would lose queued orders; set appendonly yes")
+	if cfg.OrdersQueueAllowVolatile {
+		log.Warn("ORDERS_QUEUE_ALLOW_VOLATILE=true: queue mode takes orders even when Redis keeps no append-only file; a Redis restart then loses the orders acknowledged but not yet written")
 	}
+	err := p.durability.Check(ctx)
+	switch {
+	case errors.Is(err, redis.ErrVolatile):
+		return errors.New("ORDER_MODE=queue needs Redis with appendonly yes, and this Redis has appendonly no: " +
+			"a restart would lose every order acknowledged but not yet written. " +
+			"Turn on Redis's append-only file, or set ORDERS_QUEUE_ALLOW_VOLATILE=true to accept that loss")
+	case err != nil && !cfg.OrdersQueueAllowVolatile:
+		return fmt.Errorf("ORDER_MODE=queue needs Redis with appendonly yes, and whether it has one could not be read "+
+			"(ORDERS_QUEUE_ALLOW_VOLATILE=true runs regardless): %w", err)
+	case err != nil:
+		log.Warn("could not read whether Redis keeps an append-only file", "err", err)
+	}
+	return nil
+}
+
+// watchRedis runs a redis.Watcher until ctx ends (nothing in direct mode):
+// it re-checks persistence (queue mode) every few seconds, and after a
+// Redis restart or failover, which without an AOF lost the gate's state,
+// it re-checks persistence and calls reconcile (when not nil) until that
+// succeeds. The channel closes once the watcher has stopped.
+func (p *orderPath) watchRedis(ctx context.Context, reconcile func(context.Context) error, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	if p.redis == nil {
+		close(done)
+		return done
+	}
+	retrying := false
+	w := redis.NewWatcher(p.redis, redis.WatchConfig{
+		Durability: p.durability,
+		OnRestart: func(ctx context.Context) error {
+			if !retrying {
+				log.Warn("Redis restarted or failed over (its run_id changed)")
+			}
+			if reconcile == nil {
+				return nil
+			}
+			err := reconcile(ctx)
+			retrying = err != nil
+			if err != nil {
+				log.Warn("reconcile after the Redis restart failed; retrying", "err", err)
+				return err
+			}
+			log.Info("reconciled the open sales after the Redis restart")
+			return nil
+		},
+	})
+	go func() {
+		defer close(done)
+		w.Run(ctx)
+	}()
+	return done
 }
 
 // statusReader answers GetSaleStatus from the gate's cached status key and

@@ -18,7 +18,6 @@ import (
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/grpcapi"
 	"github.com/flashsale/flashsale/internal/httpapi"
-	"github.com/flashsale/flashsale/internal/postgres"
 	"github.com/flashsale/flashsale/internal/web"
 )
 
@@ -44,7 +43,11 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	if cfg.GeneratedSecret {
 		log.Warn("FLASHSALE_DEV=true and no AUTH_JWT_SECRET: using a random secret; tokens die with this process")
 	}
-	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	// PostgreSQL and Redis may come up after us, or Redis may be loading
+	// its AOF after a restart: wait for them, up to STARTUP_TIMEOUT_SECONDS.
+	startCtx, started := startupContext(ctx, cfg)
+	defer started()
+	store, err := connectPostgres(startCtx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -59,11 +62,15 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	orders, err := newOrderPath(ctx, cfg, store, log, reg)
+	orders, err := newOrderPath(startCtx, cfg, store, log, reg)
 	if err != nil {
 		return err
 	}
 	defer orders.close()
+	if err := orders.requirePersistence(startCtx, cfg, log); err != nil {
+		return err
+	}
+	started()
 	deps := grpcapi.Deps{
 		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
 		Now: now, Log: log, Metrics: reg,
@@ -89,6 +96,9 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	go store.FollowUsers(bg, log)
 	go orders.reconcileLoop(bg, store, cfg.ReconcileInterval(), log)
 	workersDone := orders.runWorkers(bg, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	// The reconcile goes through a func value: what the watcher needs is
+	// "rebuild the open sales", whatever the order service's shape.
+	watchDone := orders.watchRedis(bg, func(ctx context.Context) error { return orders.service.ReconcileOpen(ctx, store) }, log)
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.
@@ -142,6 +152,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	}
 	stopBackground()
 	<-workersDone
+	<-watchDone
 	if errors.Is(serveErr, http.ErrServerClosed) || errors.Is(serveErr, grpc.ErrServerStopped) {
 		serveErr = nil
 	}

@@ -46,6 +46,8 @@ func startServer(t *testing.T, env ...string) *testServer {
 		"ADMIN_PASSWORD":   testAdminPassword,
 		"ORDER_MODE":       "direct",
 		"RL_DISABLED":      "true",
+		// The shared test Redis keeps no AOF; startup_test.go tests the refusal.
+		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

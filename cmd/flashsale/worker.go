@@ -25,9 +25,16 @@ func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAll()
+	if err := p.requirePersistence(ctx, cfg, log); err != nil {
+		return err
+	}
 	n := max(1, cfg.OrdersWorkerConcurrency)
 	log.Info("order workers running", "workers", n)
+	// The watcher re-checks persistence and logs a Redis restart; serve
+	// reconciles, and the workers go on draining whatever the streams hold.
+	watchDone := p.watchRedis(ctx, nil, log)
 	<-p.runWorkers(ctx, n, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
+	<-watchDone
 	return nil
 }
 
@@ -62,13 +69,16 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 }
 
 // connectOrderPath opens the store and the order path of cfg's mode for a
-// command that serves no API (its metrics go nowhere); closeAll closes both.
+// command that serves no API (its metrics go nowhere), waiting for
+// PostgreSQL and Redis up to STARTUP_TIMEOUT_SECONDS; closeAll closes both.
 func connectOrderPath(ctx context.Context, cfg config.Config, log *slog.Logger) (*postgres.Store, *orderPath, func(), error) {
-	store, err := postgres.New(ctx, cfg.DatabaseURL)
+	startCtx, started := startupContext(ctx, cfg)
+	defer started()
+	store, err := connectPostgres(startCtx, cfg, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := newOrderPath(ctx, cfg, store, log, prometheus.NewRegistry())
+	p, err := newOrderPath(startCtx, cfg, store, log, prometheus.NewRegistry())
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err

@@ -84,6 +84,11 @@ type Config struct {
 	// OrdersClaimIdleSeconds is how long a queued order may sit with a
 	// worker before another takes it over (the first one presumed dead).
 	OrdersClaimIdleSeconds int `env:"ORDERS_CLAIM_IDLE_SECONDS" envDefault:"15"`
+	// OrdersQueueAllowVolatile lets queue mode run on a Redis without an
+	// append-only file, accepting that a Redis restart loses the orders
+	// acknowledged but not yet written; without it serve and worker refuse
+	// to start, and serve refuses orders, while Redis has no AOF.
+	OrdersQueueAllowVolatile bool `env:"ORDERS_QUEUE_ALLOW_VOLATILE"`
 
 	// Rate limits are token buckets: a capacity (burst) and a refill rate
 	// in tokens per second.
@@ -100,6 +105,10 @@ type Config struct {
 	// for profiling under load; keep it off where the port is public.
 	DebugPprof             bool `env:"DEBUG_PPROF"`
 	ShutdownTimeoutSeconds int  `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+	// StartupTimeoutSeconds is how long a command waits at start for
+	// PostgreSQL and Redis to answer, both together, so that it can start
+	// before them or while Redis loads its data after a restart.
+	StartupTimeoutSeconds int `env:"STARTUP_TIMEOUT_SECONDS" envDefault:"60"`
 }
 
 // Load reads the process environment; see LoadFrom.
@@ -201,6 +210,7 @@ func LoadFrom(environ map[string]string) (Config, error) {
 
 	atLeast("RECONCILE_INTERVAL_SECONDS", c.ReconcileIntervalSeconds, 1)
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
+	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
 
 	if len(problems) > 0 {
 		return Config{}, errors.Join(problems...)
@@ -251,6 +261,11 @@ func (c Config) ShutdownTimeout() time.Duration {
 	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
 }
 
+// StartupTimeout bounds the wait for PostgreSQL and Redis at start.
+func (c Config) StartupTimeout() time.Duration {
+	return time.Duration(c.StartupTimeoutSeconds) * time.Second
+}
+
 // SlogLevel returns LogLevel as a slog.Level.
 func (c Config) SlogLevel() slog.Level {
 	return logLevels[c.LogLevel]
@@ -274,9 +289,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("orders_batch_wait", c.OrdersBatchWait()),
 		slog.Int("orders_queue_max_queued", c.OrdersQueueMaxQueued),
 		slog.Int("orders_worker_concurrency", c.OrdersWorkerConcurrency),
+		slog.Bool("orders_queue_allow_volatile", c.OrdersQueueAllowVolatile),
 		slog.Bool("rl_disabled", c.RLDisabled),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
+		slog.Duration("startup_timeout", c.StartupTimeout()),
 	)
 }
 

@@ -46,6 +46,7 @@ func TestLoadFromDefaults(t *testing.T) {
 		RLUserOrderRefill:            1,
 		ReconcileIntervalSeconds:     30,
 		ShutdownTimeoutSeconds:       15,
+		StartupTimeoutSeconds:        60,
 	}
 	if got != want {
 		t.Errorf("LoadFrom defaults =\n%+v\nwant\n%+v", got, want)
@@ -60,6 +61,7 @@ func TestLoadFromDefaults(t *testing.T) {
 		{"OrdersQueueRetryAfter", got.OrdersQueueRetryAfter(), 2 * time.Second},
 		{"ReconcileInterval", got.ReconcileInterval(), 30 * time.Second},
 		{"ShutdownTimeout", got.ShutdownTimeout(), 15 * time.Second},
+		{"StartupTimeout", got.StartupTimeout(), time.Minute},
 	}
 	for _, d := range durations {
 		if d.got != d.want {
@@ -89,6 +91,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		"RL_DISABLED", "1",
 		"RL_GLOBAL_REFILL", "0.5",
 		"ORDERS_BATCH_SIZE", "", // empty means default
+		"ORDERS_QUEUE_ALLOW_VOLATILE", "true",
+		"STARTUP_TIMEOUT_SECONDS", "5",
 	))
 	if err != nil {
 		t.Fatalf("LoadFrom: %v", err)
@@ -113,6 +117,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		{"OrdersBatchSize", got.OrdersBatchSize, 200},
 		{"RLDisabled", got.RLDisabled, true},
 		{"RLGlobalRefill", got.RLGlobalRefill, 0.5},
+		{"OrdersQueueAllowVolatile", got.OrdersQueueAllowVolatile, true},
+		{"StartupTimeout", got.StartupTimeout(), 5 * time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -211,6 +217,9 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"refill not a number", with("RL_IP_REFILL", "fast"), `RL_IP_REFILL="fast" must be a number`},
 		{"zero reconcile", with("RECONCILE_INTERVAL_SECONDS", "0"), "RECONCILE_INTERVAL_SECONDS=0 must be at least 1"},
 		{"zero shutdown", with("SHUTDOWN_TIMEOUT_SECONDS", "0"), "SHUTDOWN_TIMEOUT_SECONDS=0 must be at least 1"},
+		{"zero startup", with("STARTUP_TIMEOUT_SECONDS", "0"), "STARTUP_TIMEOUT_SECONDS=0 must be at least 1"},
+		{"startup not a number", with("STARTUP_TIMEOUT_SECONDS", "1m"), `STARTUP_TIMEOUT_SECONDS="1m" must be a whole number`},
+		{"bad volatile flag", with("ORDERS_QUEUE_ALLOW_VOLATILE", "yes"), `ORDERS_QUEUE_ALLOW_VOLATILE="yes" must be true or false`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

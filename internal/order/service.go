@@ -90,6 +90,10 @@ type Config struct {
 	// PostgreSQL must be for a reconcile to take it as abandoned (its writer
 	// died); it must exceed the longest a write can take. Default 1 minute.
 	OrphanAfter time.Duration
+	// Accepting, when set, is asked first by every Place (sync and queue); an
+	// error refuses the order as ErrUnavailable (queue mode on a Redis that
+	// lost its AOF).
+	Accepting func() error
 }
 
 // Service places and reads orders.
@@ -124,6 +128,11 @@ var outcomeRetries = []time.Duration{100 * time.Millisecond, 400 * time.Millisec
 // ErrInProgress or ErrOutcomeUnknown when the order is not taken now. In
 // queue mode the order comes back PENDING, else CONFIRMED.
 func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order, error) {
+	if s.cfg.Mode != ModeDirect && s.cfg.Accepting != nil {
+		if err := s.cfg.Accepting(); err != nil {
+			return Order{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
 	now := s.now()
 	sl, err := s.openSale(ctx, productID, now)
 	if err != nil {

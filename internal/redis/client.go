@@ -77,7 +77,9 @@ func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) 
 	return c, nil
 }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers. A Redis loading its data (after a
+// restart, from its AOF) answers LOADING, so Ping fails until it has loaded:
+// /readyz and the wait at start-up count it as not ready yet.
 func (c *Client) Ping(ctx context.Context) error {
 	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
 		return fmt.Errorf("redis ping: %w", err)

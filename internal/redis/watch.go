@@ -1,0 +1,122 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// RunID is the run_id of the Redis server: a random id each redis-server
+// process picks at start, so a new one means a restart (which, without an
+// AOF, lost every key) or a failover to another server.
+func (c *Client) RunID(ctx context.Context) (string, error) {
+	kv, err := c.info(ctx, "server")
+	if err != nil {
+		return "", err
+	}
+	id := kv["run_id"]
+	if id == "" {
+		return "", errors.New("redis info server: no run_id field")
+	}
+	return id, nil
+}
+
+// WatchConfig says what a Watcher does. Zero durations take the defaults.
+type WatchConfig struct {
+	// Poll is how often the server's run_id is read; default 1 s.
+	Poll time.Duration
+	// OnRestart is called once the server's run_id has changed and the new
+	// server answers PING (it has loaded its data: a server loading its AOF
+	// answers LOADING). While it returns an error it is called again at
+	// each poll, so a reconcile that failed is retried. Nil: nothing to do.
+	OnRestart func(ctx context.Context) error
+	// Durability, when set, is checked every DurabilityEvery (default 5 s),
+	// which catches CONFIG SET appendonly no, and after a restart, before
+	// OnRestart.
+	Durability      *Durability
+	DurabilityEvery time.Duration
+}
+
+// Watcher notices that the Redis server behind a Client changed, by polling
+// its run_id, and re-checks its durability now and then. Run drives it.
+type Watcher struct {
+	c   *Client
+	cfg WatchConfig
+}
+
+// NewWatcher returns a Watcher of c's server.
+func NewWatcher(c *Client, cfg WatchConfig) *Watcher {
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.DurabilityEvery <= 0 {
+		cfg.DurabilityEvery = 5 * time.Second
+	}
+	return &Watcher{c: c, cfg: cfg}
+}
+
+// Run polls until ctx ends. The first run_id it reads is the baseline: a
+// restart before that goes unnoticed, so callers check what they need
+// (durability, a reconcile) at start themselves. A failed poll (Redis down)
+// changes nothing; the next one tries again.
+func (w *Watcher) Run(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Poll)
+	defer t.Stop()
+	var known string // the run_id last seen
+	restarted := false
+	lastCheck := time.Now()
+	for {
+		if id, err := w.runID(ctx); err == nil {
+			if known != "" && id != known {
+				restarted = true
+			}
+			known = id
+		}
+		if restarted && w.answers(ctx) {
+			w.checkDurability(ctx)
+			lastCheck = time.Now()
+			restarted = false
+			if w.cfg.OnRestart != nil && w.cfg.OnRestart(ctx) != nil {
+				restarted = true // called again at the next poll
+			}
+		}
+		if w.cfg.Durability != nil && time.Since(lastCheck) >= w.cfg.DurabilityEvery {
+			w.checkDurability(ctx)
+			lastCheck = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe bounds one poll's round trip, so a Redis that does not answer
+// delays the next poll by at most this.
+func (w *Watcher) probe(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(w.cfg.Poll, time.Second))
+}
+
+func (w *Watcher) runID(ctx context.Context) (string, error) {
+	ctx, cancel := w.probe(ctx)
+	defer cancel()
+	return w.c.RunID(ctx)
+}
+
+func (w *Watcher) answers(ctx context.Context) bool {
+	ctx, cancel := w.probe(ctx)
+	defer cancel()
+	return w.c.Ping(ctx) == nil
+}
+
+func (w *Watcher) checkDurability(ctx context.Context) {
+	if w.cfg.Durability == nil {
+		return
+	}
+	ctx, cancel := w.probe(ctx)
+	defer cancel()
+	// ErrVolatile is remembered for Accepting and logged by Check; a failed
+	// read leaves the last answer, and the next check tries again.
+	_ = w.cfg.Durability.Check(ctx)
+}
