@@ -168,7 +168,7 @@ func (p *chaosPhase) run() []chaosCheck {
 	rng := rand.New(rand.NewPCG(p.seed, p.stream))
 	t.Logf("seed %d, mode %s: %v of buyers", p.seed, p.mode, p.load)
 	p.kinds = map[string]int{}
-	p.setUp(rng)
+	p.setUp()
 	products := p.createSales(rng)
 	steps := p.drawBuyers(rng, products)
 	faults, reconciles := p.drawFaults(rng)
@@ -204,7 +204,7 @@ func (p *chaosPhase) run() []chaosCheck {
 }
 
 // setUp starts the processes and creates the users.
-func (p *chaosPhase) setUp(rng *rand.Rand) {
+func (p *chaosPhase) setUp() {
 	t := p.t
 	dbURL := pgtest.NewDatabase(t)
 	p.db = openPool(t, dbURL)
