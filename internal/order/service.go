@@ -125,7 +125,8 @@ var outcomeRetries = []time.Duration{100 * time.Millisecond, 400 * time.Millisec
 // is open now. It returns product.ErrNotFound, ErrSaleNotActive, ErrSoldOut,
 // *AlreadyOrderedError (errors.Is ErrAlreadyOrdered) with the order the user
 // holds, *BusyError, ErrUnavailable (nothing stored), or an *OrderError with
-// ErrInProgress or ErrOutcomeUnknown when the order is not taken now. In
+// ErrInProgress, ErrOutcomeUnknown or ErrNotReplicated when the order is
+// not taken now. In
 // queue mode the order comes back PENDING, else CONFIRMED.
 func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order, error) {
 	if s.cfg.Mode != ModeDirect && s.cfg.Accepting != nil {
@@ -283,6 +284,15 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 		if err = s.LoadGate(ctx, sl); err == nil {
 			d, held, err = s.cfg.Gate.Admit(ctx, a)
 		}
+	}
+	if errors.Is(err, ErrNotReplicated) {
+		// Not acknowledged, but not undone either: the order may yet be
+		// written, so the caller learns its id and retries for the outcome.
+		id := o.ID
+		if d == DeniedAlreadyAdmitted {
+			id = held
+		}
+		return &OrderError{Err: ErrNotReplicated, OrderID: id}
 	}
 	if err != nil {
 		return fmt.Errorf("%w: gate: %w", ErrUnavailable, err)

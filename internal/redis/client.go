@@ -19,6 +19,10 @@
 //	<prefix>:rl:<user id>                 hash: the user's token bucket
 //	<prefix>:cache:<key>                  read-through cache entries
 //
+// On Redis Cluster every script and multi-key command stays in one product's
+// slot; only the registry of streams lives elsewhere, written by a command of
+// its own. Workers read each product's stream on whichever master serves it.
+//
 // A sale's keys expire 24 hours after the sale ends, the product's with its
 // last loaded sale's (PEXPIREAT). The stream has no TTL: a worker's Read
 // deletes it, and drops it from the registry, once it is empty and the
@@ -27,17 +31,27 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
 
 // Client is a connection to Redis shared by the gate, the queue, the limiter
-// and the cache. Client-side caching (RESP3 tracking) stays on.
+// and the cache. Client-side caching (RESP3 tracking) stays on. It talks to
+// a single Redis or to a Redis Cluster, whichever the URL leads to.
 type Client struct {
 	rc     rueidis.Client
 	prefix string
 	near   nearCache
+
+	// minReplicas is how many replicas must hold a queued order before it
+	// is acknowledged, and before a worker writes it (WAIT); negative until
+	// New has resolved "auto".
+	minReplicas    int
+	replicaTimeout time.Duration
 }
 
 // Option configures New.
@@ -49,8 +63,23 @@ func WithKeyPrefix(prefix string) Option {
 	return func(c *Client) { c.prefix = prefix }
 }
 
-// New connects to the Redis at redisURL (redis://[user:pass@]host:port/db)
-// and pings it.
+// WithReplicas makes queue mode wait, up to timeout, until min replicas
+// hold each order admitted (and each entry a worker reads) before it counts
+// as acknowledged (see Gate.Admit and Queue.Read). A negative min means
+// "auto": 1 on a Redis Cluster whose masters have replicas, else 0. The
+// default is 0: nothing waits.
+func WithReplicas(min int, timeout time.Duration) Option {
+	return func(c *Client) { c.minReplicas, c.replicaTimeout = min, timeout }
+}
+
+// defaultReplicaTimeout bounds a WAIT when WithReplicas gives no timeout.
+const defaultReplicaTimeout = 250 * time.Millisecond
+
+// New connects to the Redis at redisURL and pings it: a single Redis
+// (redis://[user:pass@]host:port/db), or a Redis Cluster, detected by
+// asking the first node that answers; list more nodes of a cluster as
+// redis://host:port?addr=host2:port2&addr=host3:port3 so that any of them
+// gets the client in.
 func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) {
 	c := &Client{prefix: "fs"}
 	for _, o := range opts {
@@ -74,17 +103,72 @@ func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) 
 		rc.Close()
 		return nil, err
 	}
+	if c.replicaTimeout <= 0 {
+		c.replicaTimeout = defaultReplicaTimeout
+	}
+	if c.minReplicas < 0 {
+		if c.minReplicas, err = c.autoReplicas(ctx); err != nil {
+			rc.Close()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// Cluster reports whether the client talks to a Redis Cluster.
+func (c *Client) Cluster() bool { return c.rc.Mode() == rueidis.ClientModeCluster }
+
+// MinReplicas is how many replicas must confirm a queued order (0: none),
+// and how long a WAIT for them may take.
+func (c *Client) MinReplicas() (int, time.Duration) { return c.minReplicas, c.replicaTimeout }
+
+// autoReplicas is 1 on a cluster where some master has a replica, else 0.
+// It reads CLUSTER NODES: CLUSTER SLOTS leaves out replicas that have not
+// replicated anything yet, as on a cluster just created.
+func (c *Client) autoReplicas(ctx context.Context) (int, error) {
+	if !c.Cluster() {
+		return 0, nil
+	}
+	var errs []error
+	for addr, n := range c.rc.Nodes() {
+		s, err := n.Do(ctx, n.B().ClusterNodes().Build()).ToString()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		for line := range strings.Lines(s) {
+			// <id> <ip:port@bus> <flags> <master id> ...
+			if f := strings.Fields(line); len(f) > 3 && f[3] != "-" {
+				return 1, nil
+			}
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("redis cluster nodes: %w", errors.Join(errs...))
 }
 
 // Ping checks that Redis answers. A Redis loading its data (after a
 // restart, from its AOF) answers LOADING, so Ping fails until it has loaded:
-// /readyz and the wait at start-up count it as not ready yet.
+// /readyz and the wait at start-up count it as not ready yet. On a cluster
+// one node answering is enough: a shard without a master answers its own
+// calls with CLUSTERDOWN, which callers get as Unavailable, while the other
+// shards go on serving.
 func (c *Client) Ping(ctx context.Context) error {
-	if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
-		return fmt.Errorf("redis ping: %w", err)
+	if !c.Cluster() {
+		if err := c.rc.Do(ctx, c.rc.B().Ping().Build()).Error(); err != nil {
+			return fmt.Errorf("redis ping: %w", err)
+		}
+		return nil
 	}
-	return nil
+	var errs []error
+	for addr, n := range c.rc.Nodes() {
+		err := n.Do(ctx, n.B().Ping().Build()).Error()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	}
+	return fmt.Errorf("redis ping: no cluster node answers: %w", errors.Join(errs...))
 }
 
 // Close closes the connections.
