@@ -252,33 +252,41 @@ func (p *orderPath) requirePersistence(ctx context.Context, cfg config.Config, l
 
 // watchRedis runs a redis.Watcher until ctx ends (nothing in direct mode):
 // it re-checks persistence (queue mode) every few seconds, and after a
-// Redis restart or failover, which without an AOF lost the gate's state,
+// Redis restart or failover, which may have lost some of the gate's state,
 // it re-checks persistence and calls reconcile (when not nil) until that
-// succeeds. The channel closes once the watcher has stopped.
-func (p *orderPath) watchRedis(ctx context.Context, reconcile func(context.Context) error, log *slog.Logger) <-chan struct{} {
+// succeeds: with moved nil after a single Redis restarted (every product),
+// with the slots whose master changed on a Redis Cluster. The channel
+// closes once the watcher has stopped.
+func (p *orderPath) watchRedis(ctx context.Context, reconcile func(ctx context.Context, moved *redis.Moved) error, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if p.redis == nil {
 		close(done)
 		return done
 	}
 	retrying := false
+	after := func(ctx context.Context, moved *redis.Moved, what string) error {
+		if !retrying {
+			log.Warn(what)
+		}
+		if reconcile == nil {
+			return nil
+		}
+		err := reconcile(ctx, moved)
+		retrying = err != nil
+		if err != nil {
+			log.Warn("reconcile after the Redis restart or failover failed; retrying", "err", err)
+			return err
+		}
+		log.Info("reconciled the open sales after the Redis restart or failover")
+		return nil
+	}
 	w := redis.NewWatcher(p.redis, redis.WatchConfig{
 		Durability: p.durability,
 		OnRestart: func(ctx context.Context) error {
-			if !retrying {
-				log.Warn("Redis restarted or failed over (its run_id changed)")
-			}
-			if reconcile == nil {
-				return nil
-			}
-			err := reconcile(ctx)
-			retrying = err != nil
-			if err != nil {
-				log.Warn("reconcile after the Redis restart failed; retrying", "err", err)
-				return err
-			}
-			log.Info("reconciled the open sales after the Redis restart")
-			return nil
+			return after(ctx, nil, "Redis restarted or failed over (its run_id changed)")
+		},
+		OnFailover: func(ctx context.Context, moved *redis.Moved) error {
+			return after(ctx, moved, fmt.Sprintf("Redis Cluster: the master of %d slots changed or restarted", moved.Len()))
 		},
 	})
 	go func() {

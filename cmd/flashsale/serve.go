@@ -97,8 +97,9 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	go orders.reconcileLoop(bg, store, cfg.ReconcileInterval(), log)
 	workersDone := orders.runWorkers(bg, cfg.OrdersWorkerConcurrency, cfg.OrdersBatchSize, cfg.OrdersClaimIdle(), log)
 	// The reconcile goes through a func value: what the watcher needs is
-	// "rebuild the open sales", whatever the order service's shape.
-	watchDone := orders.watchRedis(bg, func(ctx context.Context) error { return orders.service.ReconcileOpen(ctx, store) }, log)
+	// "rebuild the open sales (whose keys moved)", whatever the order
+	// service's shape.
+	watchDone := orders.watchRedis(bg, reconcileMoved(orders.service, store), log)
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.

@@ -80,8 +80,11 @@ func connectPostgres(ctx context.Context, cfg config.Config, log *slog.Logger) (
 func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, error) {
 	var rc *redis.Client
 	err := await(ctx, log, "Redis", func(ctx context.Context) (err error) {
-		rc, err = redis.New(ctx, cfg.RedisURL, redis.WithKeyPrefix(cfg.RedisKeyPrefix))
+		rc, err = redis.New(ctx, cfg.RedisURL, redisOptions(cfg)...)
 		return err
 	})
+	if err == nil {
+		logReplication(cfg, rc, log)
+	}
 	return rc, err
 }

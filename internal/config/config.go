@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,6 +90,11 @@ type Config struct {
 	// acknowledged but not yet written; without it serve and worker refuse
 	// to start, and serve refuses orders, while Redis has no AOF.
 	OrdersQueueAllowVolatile bool `env:"ORDERS_QUEUE_ALLOW_VOLATILE"`
+	// OrdersQueueMinReplicasSetting is ORDERS_QUEUE_MIN_REPLICAS as given:
+	// "auto" or a whole number; use OrdersQueueMinReplicas.
+	OrdersQueueMinReplicasSetting string `env:"ORDERS_QUEUE_MIN_REPLICAS" envDefault:"auto"`
+	// OrdersQueueReplicaTimeoutMS bounds the wait for those replicas.
+	OrdersQueueReplicaTimeoutMS int `env:"ORDERS_QUEUE_REPLICA_TIMEOUT_MS" envDefault:"250"`
 
 	// Rate limits are token buckets: a capacity (burst) and a refill rate
 	// in tokens per second.
@@ -196,7 +202,13 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("ORDERS_QUEUE_MAX_QUEUED", c.OrdersQueueMaxQueued, 1)
 	atLeast("ORDERS_QUEUE_RETRY_AFTER_SECONDS", c.OrdersQueueRetryAfterSeconds, 1)
 	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0)
-	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1) // 0: no workers in serve, only `flashsale worker`
+	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1)
+	c.OrdersQueueMinReplicasSetting = strings.ToLower(strings.TrimSpace(c.OrdersQueueMinReplicasSetting))
+	if n, err := strconv.Atoi(c.OrdersQueueMinReplicasSetting); c.OrdersQueueMinReplicasSetting != "auto" {
+		check("ORDERS_QUEUE_MIN_REPLICAS", err == nil && n >= 0,
+			"ORDERS_QUEUE_MIN_REPLICAS=%q must be auto or a whole number, 0 or more", c.OrdersQueueMinReplicasSetting)
+	}
+	atLeast("ORDERS_QUEUE_REPLICA_TIMEOUT_MS", c.OrdersQueueReplicaTimeoutMS, 1) // 0: no workers in serve, only `flashsale worker`
 
 	positiveRate := func(key string, v float64) {
 		check(key, v > 0 && !math.IsInf(v, 0), "%s=%v must be a positive number of tokens per second", key, v)
@@ -251,6 +263,22 @@ func (c Config) OrdersClaimIdle() time.Duration {
 	return time.Duration(c.OrdersClaimIdleSeconds) * time.Second
 }
 
+// OrdersQueueMinReplicas is how many Redis replicas must hold a queued
+// order before it is acknowledged: ORDERS_QUEUE_MIN_REPLICAS, or -1 for
+// "auto" (1 on a Redis Cluster with replicas, else 0).
+func (c Config) OrdersQueueMinReplicas() int {
+	n, err := strconv.Atoi(c.OrdersQueueMinReplicasSetting)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// OrdersQueueReplicaTimeout is ORDERS_QUEUE_REPLICA_TIMEOUT_MS as a duration.
+func (c Config) OrdersQueueReplicaTimeout() time.Duration {
+	return time.Duration(c.OrdersQueueReplicaTimeoutMS) * time.Millisecond
+}
+
 // ReconcileInterval is how often Redis stock is reconciled with Postgres.
 func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
@@ -290,6 +318,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("orders_queue_max_queued", c.OrdersQueueMaxQueued),
 		slog.Int("orders_worker_concurrency", c.OrdersWorkerConcurrency),
 		slog.Bool("orders_queue_allow_volatile", c.OrdersQueueAllowVolatile),
+		slog.String("orders_queue_min_replicas", c.OrdersQueueMinReplicasSetting),
+		slog.Duration("orders_queue_replica_timeout", c.OrdersQueueReplicaTimeout()),
 		slog.Bool("rl_disabled", c.RLDisabled),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),

@@ -24,29 +24,31 @@ func TestLoadFromDefaults(t *testing.T) {
 		t.Fatalf("LoadFrom: %v", err)
 	}
 	want := Config{
-		DatabaseURL:                  "postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable",
-		RedisURL:                     "redis://127.0.0.1:6379/0",
-		RedisKeyPrefix:               "fs",
-		HTTPAddr:                     ":8080",
-		GRPCAddr:                     ":9090",
-		LogLevel:                     "info",
-		JWTSecret:                    secret,
-		TokenTTLSeconds:              3600,
-		OrdersBatchSize:              200,
-		OrdersBatchWaitMS:            2,
-		OrdersQueueMaxQueued:         100000,
-		OrdersQueueRetryAfterSeconds: 2,
-		OrdersWorkerConcurrency:      1,
-		OrdersClaimIdleSeconds:       15,
-		RLGlobalCapacity:             5000,
-		RLGlobalRefill:               2000,
-		RLIPCapacity:                 200,
-		RLIPRefill:                   50,
-		RLUserOrderCapacity:          5,
-		RLUserOrderRefill:            1,
-		ReconcileIntervalSeconds:     30,
-		ShutdownTimeoutSeconds:       15,
-		StartupTimeoutSeconds:        60,
+		DatabaseURL:                   "postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable",
+		RedisURL:                      "redis://127.0.0.1:6379/0",
+		RedisKeyPrefix:                "fs",
+		HTTPAddr:                      ":8080",
+		GRPCAddr:                      ":9090",
+		LogLevel:                      "info",
+		JWTSecret:                     secret,
+		TokenTTLSeconds:               3600,
+		OrdersBatchSize:               200,
+		OrdersBatchWaitMS:             2,
+		OrdersQueueMaxQueued:          100000,
+		OrdersQueueRetryAfterSeconds:  2,
+		OrdersWorkerConcurrency:       1,
+		OrdersClaimIdleSeconds:        15,
+		OrdersQueueMinReplicasSetting: "auto",
+		OrdersQueueReplicaTimeoutMS:   250,
+		RLGlobalCapacity:              5000,
+		RLGlobalRefill:                2000,
+		RLIPCapacity:                  200,
+		RLIPRefill:                    50,
+		RLUserOrderCapacity:           5,
+		RLUserOrderRefill:             1,
+		ReconcileIntervalSeconds:      30,
+		ShutdownTimeoutSeconds:        15,
+		StartupTimeoutSeconds:         60,
 	}
 	if got != want {
 		t.Errorf("LoadFrom defaults =\n%+v\nwant\n%+v", got, want)
@@ -62,11 +64,15 @@ func TestLoadFromDefaults(t *testing.T) {
 		{"ReconcileInterval", got.ReconcileInterval(), 30 * time.Second},
 		{"ShutdownTimeout", got.ShutdownTimeout(), 15 * time.Second},
 		{"StartupTimeout", got.StartupTimeout(), time.Minute},
+		{"OrdersQueueReplicaTimeout", got.OrdersQueueReplicaTimeout(), 250 * time.Millisecond},
 	}
 	for _, d := range durations {
 		if d.got != d.want {
 			t.Errorf("%s() = %v, want %v", d.name, d.got, d.want)
 		}
+	}
+	if got := got.OrdersQueueMinReplicas(); got != -1 {
+		t.Errorf("OrdersQueueMinReplicas() = %d, want -1 (auto)", got)
 	}
 	if got := got.OrderMode(); got != OrderModeSync {
 		t.Errorf("OrderMode() = %q, want %q", got, OrderModeSync)
@@ -93,6 +99,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		"ORDERS_BATCH_SIZE", "", // empty means default
 		"ORDERS_QUEUE_ALLOW_VOLATILE", "true",
 		"STARTUP_TIMEOUT_SECONDS", "5",
+		"ORDERS_QUEUE_MIN_REPLICAS", " 2 ",
+		"ORDERS_QUEUE_REPLICA_TIMEOUT_MS", "1000",
 	))
 	if err != nil {
 		t.Fatalf("LoadFrom: %v", err)
@@ -119,6 +127,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		{"RLGlobalRefill", got.RLGlobalRefill, 0.5},
 		{"OrdersQueueAllowVolatile", got.OrdersQueueAllowVolatile, true},
 		{"StartupTimeout", got.StartupTimeout(), 5 * time.Second},
+		{"OrdersQueueMinReplicas", got.OrdersQueueMinReplicas(), 2},
+		{"OrdersQueueReplicaTimeout", got.OrdersQueueReplicaTimeout(), time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -219,6 +229,9 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"zero shutdown", with("SHUTDOWN_TIMEOUT_SECONDS", "0"), "SHUTDOWN_TIMEOUT_SECONDS=0 must be at least 1"},
 		{"zero startup", with("STARTUP_TIMEOUT_SECONDS", "0"), "STARTUP_TIMEOUT_SECONDS=0 must be at least 1"},
 		{"startup not a number", with("STARTUP_TIMEOUT_SECONDS", "1m"), `STARTUP_TIMEOUT_SECONDS="1m" must be a whole number`},
+		{"bad min replicas", with("ORDERS_QUEUE_MIN_REPLICAS", "some"), `ORDERS_QUEUE_MIN_REPLICAS="some" must be auto or a whole number`},
+		{"negative min replicas", with("ORDERS_QUEUE_MIN_REPLICAS", "-1"), `ORDERS_QUEUE_MIN_REPLICAS="-1" must be auto`},
+		{"zero replica timeout", with("ORDERS_QUEUE_REPLICA_TIMEOUT_MS", "0"), "ORDERS_QUEUE_REPLICA_TIMEOUT_MS=0 must be at least 1"},
 		{"bad volatile flag", with("ORDERS_QUEUE_ALLOW_VOLATILE", "yes"), `ORDERS_QUEUE_ALLOW_VOLATILE="yes" must be true or false`},
 	}
 	for _, tt := range tests {

@@ -379,6 +379,12 @@ func (s *Service) Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, b
 // ReconcileOpen reconciles the product of every sale open now, for the
 // start-up and periodic passes.
 func (s *Service) ReconcileOpen(ctx context.Context, lister SaleLister) error {
+	return s.ReconcileOpenWhere(ctx, lister, nil)
+}
+
+// ReconcileOpenWhere is ReconcileOpen for the products keep accepts (all
+// when keep is nil): after a Redis failover, those whose keys moved.
+func (s *Service) ReconcileOpenWhere(ctx context.Context, lister SaleLister, keep func(productID uuid.UUID) bool) error {
 	now := s.now()
 	f := sale.ListFilter{Now: now, Active: true, Limit: 500}
 	var errs []error
@@ -389,7 +395,7 @@ func (s *Service) ReconcileOpen(ctx context.Context, lister SaleLister) error {
 			return err
 		}
 		for _, sl := range page {
-			if done[sl.ProductID] {
+			if done[sl.ProductID] || (keep != nil && !keep(sl.ProductID)) {
 				continue
 			}
 			done[sl.ProductID] = true
