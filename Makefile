@@ -20,7 +20,7 @@ GENERATED := gen $(SQLC_OUT)
 # recipe, which `eval "$(...)"` alone would not.
 DEV_ENV = dev_env=$$(scripts/dev-services.sh env) && eval "$$dev_env"
 
-.PHONY: help run test chaos build services services-stop generate third_party verify breaking browser bench
+.PHONY: help run test chaos fleet build services services-stop generate third_party verify breaking browser bench
 
 help: ## Show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -43,18 +43,31 @@ test: browser ## Start PostgreSQL and Redis if needed, run all tests with the ra
 # The randomized history test (cmd/flashsale/chaos_test.go) alone: SEED picks the schedule of
 # buyers and faults, DURATION (a Go duration: 90s, 10m, 1h) the buyers' time across the three
 # order modes; set-up, settling and the checks add about 8 s per mode, and the go test timeout is
-# twice DURATION plus 5 minutes. `make test` runs it too, with the defaults (seed 1, 45s).
+# twice DURATION plus 5 minutes. REDIS=cluster runs it on a private six-node Redis Cluster, where a
+# Redis fault fails a master over. `make test` runs it too, with the defaults (seed 1, 45s).
 SEED ?= 1
 DURATION ?= 45s
+REDIS ?=
 
-chaos: ## Run the randomized history test alone: make chaos SEED=7 DURATION=10m
+chaos: ## Run the randomized history test alone: make chaos SEED=7 DURATION=10m [REDIS=cluster]
 	@$(DEV_ENV); \
 	seconds=$$(awk -v d="$(DURATION)" 'BEGIN { s = 0; \
 		while (match(d, /^[0-9.]+(h|ms|m|s)/)) { t = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1); \
 			n = t + 0; sub(/^[0-9.]+/, "", t); s += t == "h" ? n * 3600 : t == "m" ? n * 60 : t == "s" ? n : n / 1000 } \
 		if (d != "") exit 1; print int(s) }') || { echo "chaos: DURATION=$(DURATION) is not a Go duration" >&2; exit 2; }; \
-	CHAOS_SEED="$(SEED)" CHAOS_DURATION="$(DURATION)" \
+	CHAOS_SEED="$(SEED)" CHAOS_DURATION="$(DURATION)" CHAOS_REDIS="$(REDIS)" \
 		$(GO) test -race -count=1 -v -run 'TestChaos$$' -timeout "$$(( 2 * seconds + 300 ))s" ./cmd/flashsale
+
+# The fleet test (cmd/flashsale/fleet_test.go) alone: 3 serve and 2 workers on a private six-node Redis
+# Cluster, a master killed mid-sale. KILLS=20 makes it the failover drill (one master kill every
+# 8 s or so, each pause reported); MIN_REPLICAS sets ORDERS_QUEUE_MIN_REPLICAS (default auto).
+KILLS ?= 1
+MIN_REPLICAS ?=
+
+fleet: ## Run the fleet test alone; KILLS=20 runs the failover drill
+	@$(DEV_ENV); \
+	FLEET_KILLS="$(KILLS)" FLEET_MIN_REPLICAS="$(MIN_REPLICAS)" \
+		$(GO) test -count=1 -v -run 'TestFleet$$' -timeout "$$(( 10 * $(KILLS) + 600 ))s" ./cmd/flashsale
 
 # The browser tests (cmd/flashsale/browser_test.go) drive Debian's chromium headless; without it
 # they skip, or fail under CI=true.

@@ -194,11 +194,15 @@ func (s *Service) alreadyOrdered(ctx context.Context, o Order) error {
 
 // soldOut answers an attempt on a sold-out sale: the user's order if they
 // hold one, else ErrSoldOut. inProgress reports an order of theirs still
-// being written (sync mode).
+// being written (sync mode). When the gate cannot say (its Redis master
+// just died, say) the answer is ErrUnavailable: the caller may be a winner,
+// who must never be told SOLD_OUT.
 func (s *Service) soldOut(ctx context.Context, sl sale.Sale, userID uuid.UUID) (held uuid.UUID, inProgress bool, err error) {
 	held, inProgress, found, err := s.cfg.Gate.Holder(ctx, sl, userID)
 	switch {
-	case err != nil, !found:
+	case err != nil:
+		return uuid.Nil, false, fmt.Errorf("%w: gate: %w", ErrUnavailable, err)
+	case !found:
 		return uuid.Nil, false, ErrSoldOut
 	case inProgress:
 		return held, true, &OrderError{Err: ErrInProgress, OrderID: held}

@@ -129,22 +129,28 @@ func (c *Client) autoReplicas(ctx context.Context) (int, error) {
 	if !c.Cluster() {
 		return 0, nil
 	}
+	// Every node is asked: one that joined a moment ago may not know the
+	// replicas yet.
 	var errs []error
+	answered := false
 	for addr, n := range c.rc.Nodes() {
 		s, err := n.Do(ctx, n.B().ClusterNodes().Build()).ToString()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
+		answered = true
 		for line := range strings.Lines(s) {
 			// <id> <ip:port@bus> <flags> <master id> ...
 			if f := strings.Fields(line); len(f) > 3 && f[3] != "-" {
 				return 1, nil
 			}
 		}
-		return 0, nil
 	}
-	return 0, fmt.Errorf("redis cluster nodes: %w", errors.Join(errs...))
+	if !answered {
+		return 0, fmt.Errorf("redis cluster nodes: %w", errors.Join(errs...))
+	}
+	return 0, nil
 }
 
 // Ping checks that Redis answers. A Redis loading its data (after a

@@ -372,7 +372,9 @@ func TestClusterFailover(t *testing.T) {
 
 	// The old master comes back as a replica of the new one: the retry is
 	// now confirmed, and the worker gets the entries.
-	cl.Restart(victim)
+	if err := cl.Restart(victim); err != nil {
+		t.Fatal(err)
+	}
 	if err := cl.WaitHealthy(fctx); err != nil {
 		t.Fatalf("%v\n%s", err, cl.Logs(20))
 	}

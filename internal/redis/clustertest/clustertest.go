@@ -149,6 +149,9 @@ func (c *Cluster) start(n *Node) error {
 		"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout/time.Millisecond)),
 		"--cluster-port", strconv.Itoa(n.Port-10000),
 		"--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+		// A replica that rejoins gets a full sync at once rather than 5 s
+		// later (the default waits for more replicas to share one).
+		"--repl-diskless-sync-delay", "0",
 		"--dir", n.dir, "--logfile", n.log, "--daemonize", "no")
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server on %d: %w", n.Port, err)
@@ -190,12 +193,14 @@ func (c *Cluster) Kill(n *Node) {
 }
 
 // Restart starts a killed node again with its data and cluster
-// configuration: a master that was failed over rejoins as a replica.
-func (c *Cluster) Restart(n *Node) {
-	c.t.Helper()
+// configuration, and waits until it answers: a master that was failed over
+// rejoins as a replica. It returns the error rather than failing the test,
+// so that goroutines other than the test's may call it.
+func (c *Cluster) Restart(n *Node) error {
 	if err := c.start(n); err != nil {
-		c.t.Fatalf("clustertest: %v", err)
+		return fmt.Errorf("clustertest: %w", err)
 	}
+	return nil
 }
 
 // Alive reports whether the node's process runs.
@@ -342,8 +347,8 @@ func (c *Cluster) Masters(ctx context.Context) ([]*Node, error) {
 }
 
 // WaitHealthy waits until every live node says cluster_state:ok, every slot
-// is served by a live master, and every master has a replica online and
-// caught up (so WAIT 1 succeeds at once).
+// is served by a live master, and every master has a replica online that
+// acknowledged its stream within the last second (so WAIT 1 succeeds).
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
 	var last error
 	for {
@@ -359,6 +364,12 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 }
 
 func (c *Cluster) healthy(ctx context.Context) error {
+	alive := 0
+	for _, n := range c.Nodes {
+		if n.Alive() {
+			alive++
+		}
+	}
 	for _, n := range c.Nodes {
 		if !n.Alive() {
 			continue
@@ -369,6 +380,20 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		}
 		if !strings.Contains(s, "cluster_state:ok") {
 			return fmt.Errorf("%s: cluster_state not ok", n.Addr())
+		}
+		// Every node knows every live replica as one (gossip has spread).
+		s, err = n.Do(ctx, "CLUSTER", "NODES").ToString()
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Addr(), err)
+		}
+		replicas := 0
+		for line := range strings.Lines(s) {
+			if f := strings.Fields(line); len(f) > 3 && f[3] != "-" && !strings.Contains(f[2], "fail") {
+				replicas++
+			}
+		}
+		if replicas != alive-3 {
+			return fmt.Errorf("%s: knows %d replicas, want %d", n.Addr(), replicas, alive-3)
 		}
 	}
 	shards, err := c.Shards(ctx)
@@ -389,14 +414,14 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		if kv["role"] != "master" {
 			return fmt.Errorf("%s: role %s, not master yet", m.Addr(), kv["role"])
 		}
-		offset := kv["master_repl_offset"]
 		synced := false
 		for i := 0; ; i++ {
 			line, ok := kv["slave"+strconv.Itoa(i)]
 			if !ok {
 				break
 			}
-			if strings.Contains(line, "state=online") && strings.Contains(line, "offset="+offset+",") {
+			// slave0:ip=...,port=...,state=online,offset=...,lag=0
+			if strings.Contains(line, "state=online") && (strings.HasSuffix(line, "lag=0") || strings.HasSuffix(line, "lag=1")) {
 				synced = true
 			}
 		}
