@@ -68,10 +68,14 @@ func TestFleet(t *testing.T) {
 		}
 		kills = n
 	}
-	load := fleetLoad
+	load, buyers, stock := fleetLoad, fleetBuyers, fleetStock
 	if kills > 1 {
-		// Each failover takes about 4 s and the rejoin 2 s more.
+		// Each failover takes about 4 s and the rejoin 2 s more. The drill
+		// keeps 100 buyers a second coming and never sells out, so every
+		// failover has orders to acknowledge on both sides of it.
 		load = max(load, time.Duration(kills)*8*time.Second)
+		buyers = int(load/time.Second) * 100
+		stock = buyers/3 + 100
 	}
 	env := map[string]string{
 		"RECONCILE_INTERVAL_SECONDS": "10",
@@ -83,11 +87,11 @@ func TestFleet(t *testing.T) {
 	bin := buildFlashsale(t)
 	p := &chaosPhase{
 		t: t, seed: 1, mode: "queue", load: load, bin: bin, onCluster: true,
-		serveCount: fleetServes, workerCount: fleetWorkers, userCount: fleetBuyers, env: env,
+		serveCount: fleetServes, workerCount: fleetWorkers, userCount: buyers, env: env,
 	}
 	p.kinds = map[string]int{}
 	p.setUp()
-	products := p.fleetSales()
+	products := p.fleetSales(stock)
 	rng := rand.New(rand.NewPCG(1, 11))
 	steps := p.fleetBuyers(rng, products)
 
@@ -99,12 +103,12 @@ func TestFleet(t *testing.T) {
 	var pauses []failoverPause
 	faultsDone.Go(func() { pauses = p.fleetFaults(ctx, products, kills) })
 	deadline := p.start.Add(p.load + chaosRetryGrace)
-	var buyers sync.WaitGroup
+	var buying sync.WaitGroup
 	for i, own := range steps {
 		brng := rand.New(rand.NewPCG(1, uint64(i)+100))
-		buyers.Go(func() { p.buy(own, brng, deadline) })
+		buying.Go(func() { p.buy(own, brng, deadline) })
 	}
-	buyers.Wait()
+	buying.Wait()
 	stopFaults()
 	faultsDone.Wait()
 
@@ -120,10 +124,10 @@ func TestFleet(t *testing.T) {
 	p.reportPauses(pauses)
 }
 
-// fleetSales creates, as the admin, products until three of them live in
-// slots served by three different masters (the server picks the ids), and
-// a sale open now for each of those three.
-func (p *chaosPhase) fleetSales() []string {
+// fleetSales creates, as the admin, products with stock units until three
+// of them live in slots served by three different masters (the server
+// picks the ids), and a sale open now for each of those three.
+func (p *chaosPhase) fleetSales(stock int) []string {
 	t := p.t
 	ctx := bearer(t.Context(), p.admin)
 	pc := flashsalev1.NewProductServiceClient(p.conns[0])
@@ -148,7 +152,7 @@ func (p *chaosPhase) fleetSales() []string {
 			t.Fatalf("HARNESS: 100 products and still not one on each of 3 masters: %v", byMaster)
 		}
 		r, err := pc.CreateProduct(ctx, &flashsalev1.CreateProductRequest{
-			Name: fmt.Sprintf("fleet %d", i), PriceMinor: 100, Currency: "EUR", Quantity: fleetStock,
+			Name: fmt.Sprintf("fleet %d", i), PriceMinor: 100, Currency: "EUR", Quantity: int32(stock),
 		})
 		if err != nil {
 			t.Fatalf("HARNESS: create product: %v", err)
@@ -162,7 +166,7 @@ func (p *chaosPhase) fleetSales() []string {
 	p.stock = map[string]int{}
 	p.start = time.Now().Add(time.Second).Truncate(time.Millisecond)
 	for _, id := range products {
-		p.stock[id] = fleetStock
+		p.stock[id] = stock
 		w := [2]time.Time{p.start.Add(-2 * time.Second), p.start.Add(time.Hour)}
 		r, err := sc.CreateFlashSale(ctx, &flashsalev1.CreateFlashSaleRequest{
 			ProductId: id, StartsAt: timestamppb.New(w[0]), EndsAt: timestamppb.New(w[1]),
