@@ -45,7 +45,8 @@ const (
 // error at the next server; some try a second time after their answer. A
 // third of the way in, the master serving one product's slot is killed -9
 // (its replica takes over; the old master is restarted a second later and
-// rejoins as a replica); two thirds in, one serve is killed -9 for good.
+// rejoins as a replica); half way, another serve is restarted with SIGTERM
+// (a rolling deploy); two thirds in, one serve is killed -9 for good.
 // Afterwards TestChaos's checker runs over every answer: every ack (200,
 // 202, ALREADY_ORDERED's order id) is in PostgreSQL, nothing oversold, sold
 // + remaining = stock, no buyer twice, no 5xx but 503, a winner's retry is
@@ -102,6 +103,11 @@ func TestFleet(t *testing.T) {
 	var faultsDone sync.WaitGroup
 	var pauses []failoverPause
 	faultsDone.Go(func() { pauses = p.fleetFaults(ctx, products, kills) })
+	faultsDone.Go(func() {
+		if sleepUntil(ctx, p.start.Add(p.load/2)) {
+			p.rollServe(1)
+		}
+	})
 	deadline := p.start.Add(p.load + chaosRetryGrace)
 	var buying sync.WaitGroup
 	for i, own := range steps {
@@ -253,6 +259,20 @@ func sleepUntil(ctx context.Context, at time.Time) bool {
 		return false
 	case <-time.After(time.Until(at)):
 		return true
+	}
+}
+
+// rollServe restarts serve i as a rolling deploy would: SIGTERM (health
+// NOT_SERVING, calls in flight drained), then start it again. The buyers
+// that hit it meanwhile retry at the next serve.
+func (p *chaosPhase) rollServe(i int) {
+	s := p.serves[i]
+	stopped := time.Now()
+	s.cur.stop()
+	drained := time.Since(stopped)
+	if p.restart(s, "after SIGTERM") {
+		p.note("SIGTERM serve", stopped, "SIGTERM %s (stopped after %v), started again, ready at %s",
+			s.name, drained.Round(time.Millisecond), p.since(time.Now()))
 	}
 }
 
