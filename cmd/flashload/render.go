@@ -104,7 +104,13 @@ order persisted, no phantom order) were checked against PostgreSQL.
 			}
 			return rows[i].transport < rows[j].transport
 		})
-		p("## ORDER_MODE=%s\n\n", mode)
+		// A mode folder may name its set-up (the fleet rows); a plain mode is
+		// one server in that order mode.
+		if title, err := os.ReadFile(filepath.Join(*dir, mode, "title")); err == nil {
+			p("## %s\n\n", strings.TrimSpace(string(title)))
+		} else {
+			p("## ORDER_MODE=%s\n\n", mode)
+		}
 		p("| scenario | transport | seconds | calls | req/s | ok/s | persisted/s | p50 | p90 | p99 | max | transport errors | ceiling req/s | ratio | harness cores | invariants |\n")
 		p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		for _, r := range rows {
