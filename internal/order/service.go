@@ -306,19 +306,29 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 
 // LoadGate gives the gate the state of the sale's product from PostgreSQL
 // unless it holds it already: when a sale is created, and on first use if
-// Redis lost it. Concurrent loads of one product in this process share one.
-// It does nothing in direct mode.
+// Redis lost it. Concurrent loads of one product in this process share one,
+// which runs on a context none of its callers can cancel, bounded by
+// gateLoadTimeout. It does nothing in direct mode.
 func (s *Service) LoadGate(ctx context.Context, sl sale.Sale) error {
 	if s.cfg.Gate == nil {
 		return nil
 	}
 	_, err, _ := s.loads.Do(sl.ProductID.String(), func() (any, error) {
+		// Shared by every caller loading the product: one of them going
+		// away must not fail the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gateLoadTimeout)
+		defer cancel()
 		return nil, s.snapshot(ctx, sl.ProductID, func(st ProductState) error {
 			return s.cfg.Gate.Load(ctx, st)
 		})
 	})
 	return err
 }
+
+// gateLoadTimeout bounds one shared gate load: the snapshot under the
+// product row's lock (which waits for a batch committing on that row) and
+// the gate's script.
+const gateLoadTimeout = 10 * time.Second
 
 // snapshot reads the product's state under its stock row's lock and calls
 // fn with it while the lock is held.
