@@ -17,7 +17,6 @@ import (
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/postgres"
-	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/redis"
 	"github.com/flashsale/flashsale/internal/sale"
 )
@@ -34,9 +33,10 @@ type orderPath struct {
 	// batches is where the batcher and the workers write: the store, timed.
 	batches order.BatchStore
 	status  *statusReader
-	// store is what the API reads and writes: PostgreSQL, with the catalog
-	// served from the client-side cache in the fast modes.
-	store *cachedStore
+	// catalog is where the API and the order service read products and
+	// sales: PostgreSQL, or the client-side cache in front of it in the
+	// fast modes.
+	catalog catalog
 
 	// durability says whether Redis keeps an AOF (queue mode only).
 	durability *redis.Durability
@@ -46,10 +46,10 @@ type orderPath struct {
 // Redis (gate, status cache) and the batcher in sync mode; Redis (gate,
 // status cache, streams) in queue mode.
 func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store, log *slog.Logger, reg prometheus.Registerer) (*orderPath, error) {
-	p := &orderPath{mode: order.Mode(cfg.OrderMode()), store: &cachedStore{Store: store}}
+	p := &orderPath{mode: order.Mode(cfg.OrderMode())}
 	if p.mode == order.ModeDirect {
-		p.store.catalog = store
-		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect})
+		p.catalog = store
+		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect, Log: log})
 		return p, nil
 	}
 	rc, err := connectRedis(ctx, cfg, log)
@@ -60,10 +60,8 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	p.gate = redis.NewGate(rc)
 	p.batches = newTimedBatches(store, reg)
 	p.status = newStatusReader(p.gate, reg)
-	p.store.loadGate = func(ctx context.Context, sl sale.Sale) error { return p.service.LoadGate(ctx, sl) }
-	p.status.load = p.store.loadGate
 	catalog := redis.NewCatalog(store, redis.NewCache(rc))
-	p.store.catalog = catalog
+	p.catalog = catalog
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "flashsale_catalog_cache_hits_total", Help: "Catalog reads (products, sales, lists) served from the client-side cache.",
 	}, func() float64 { h, _ := catalog.Stats(); return float64(h) }))
@@ -75,6 +73,8 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 		Gate:       p.gate,
 		Admissions: p.gate,
 		Status:     p.status,
+		Catalog:    catalog,
+		Log:        log,
 		MaxQueued:  int64(cfg.OrdersQueueMaxQueued),
 		RetryAfter: cfg.OrdersQueueRetryAfter(),
 	}
@@ -87,7 +87,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 		p.durability = redis.NewDurability(rc, cfg.OrdersQueueAllowVolatile, log)
 		oc.Accepting = p.durability.Accepting
 	}
-	p.service = order.NewService(p.store, now, oc)
+	p.service = order.NewService(store, now, oc)
 	return p, nil
 }
 
@@ -100,62 +100,11 @@ func (p *orderPath) userLimiter(cfg config.Config) (grpcapi.UserLimiter, error) 
 	return redis.NewUserLimiter(p.redis, cfg.RLUserOrderCapacity, cfg.RLUserOrderRefill)
 }
 
-// cachedStore is the PostgreSQL store with its catalog reads and writes
-// going through catalog (the client-side cache in the fast modes).
-type cachedStore struct {
-	*postgres.Store
-	catalog catalog
-	// loadGate gives a new sale's state to the gate (nil in direct mode).
-	loadGate func(context.Context, sale.Sale) error
-}
-
 // catalog is the catalog's reads and writes: *redis.Catalog, or the plain
 // store in direct mode.
 type catalog interface {
 	redis.CatalogStore
 	SaleOpen(ctx context.Context, productID uuid.UUID, now time.Time) (sale.Sale, error)
-}
-
-func (s *cachedStore) ProductCreate(ctx context.Context, p product.Product) (product.Product, error) {
-	return s.catalog.ProductCreate(ctx, p)
-}
-
-func (s *cachedStore) ProductGet(ctx context.Context, id uuid.UUID) (product.Product, error) {
-	return s.catalog.ProductGet(ctx, id)
-}
-
-func (s *cachedStore) ProductList(ctx context.Context, after uuid.UUID, limit int) ([]product.Product, error) {
-	return s.catalog.ProductList(ctx, after, limit)
-}
-
-// SaleCreate stores the sale and, in the fast modes, loads a sale that is
-// open already into the gate, so its first buyers and status readers find
-// it there. An upcoming sale is loaded on first use instead: the product's
-// stock may still change (another sale of it) before it opens.
-func (s *cachedStore) SaleCreate(ctx context.Context, sl sale.Sale) (sale.Sale, error) {
-	sl, err := s.catalog.SaleCreate(ctx, sl)
-	if err != nil || s.loadGate == nil || !sl.OpenAt(now()) {
-		return sl, err
-	}
-	// The sale is stored; a failed load is repaired on first use.
-	_ = s.loadGate(ctx, sl)
-	return sl, nil
-}
-
-func (s *cachedStore) SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error) {
-	return s.catalog.SaleGet(ctx, id)
-}
-
-func (s *cachedStore) SalesByProduct(ctx context.Context, productID uuid.UUID) ([]sale.Sale, error) {
-	return s.catalog.SalesByProduct(ctx, productID)
-}
-
-func (s *cachedStore) SaleList(ctx context.Context, f sale.ListFilter) ([]sale.Sale, error) {
-	return s.catalog.SaleList(ctx, f)
-}
-
-func (s *cachedStore) SaleOpen(ctx context.Context, productID uuid.UUID, now time.Time) (sale.Sale, error) {
-	return s.catalog.SaleOpen(ctx, productID, now)
 }
 
 // ready lists what /readyz pings for this mode.
@@ -288,13 +237,11 @@ func (p *orderPath) watchRedis(ctx context.Context, reconcile func(context.Conte
 	return done
 }
 
-// statusReader answers GetSaleStatus from the gate's cached status key and
-// counts how often the local cache served it.
+// statusReader is the gate's cached status for the order service, each
+// sale-status read counted by whether the local cache served it.
 type statusReader struct {
 	gate    *redis.Gate
 	lookups *prometheus.CounterVec
-	// load gives the gate a sale it does not hold yet.
-	load func(context.Context, sale.Sale) error
 }
 
 func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
@@ -306,16 +253,9 @@ func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
 	return &statusReader{gate: g, lookups: c}
 }
 
-// SaleStatus implements grpcapi.StatusReader.
-// A sale the gate does not hold (Redis lost it) is loaded, so the next
-// reads come from the cache again instead of asking Redis each time.
+// SaleStatus implements order.StatusCache.
 func (r *statusReader) SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (sale.State, int32, bool, error) {
 	st, loaded, err := r.gate.Status(ctx, sl, now)
-	if err == nil && !loaded {
-		if err = r.load(ctx, sl); err == nil {
-			st, loaded, err = r.gate.Status(ctx, sl, now)
-		}
-	}
 	if err != nil || !loaded {
 		return 0, 0, false, err
 	}
@@ -328,8 +268,8 @@ func (r *statusReader) SaleStatus(ctx context.Context, sl sale.Sale, now time.Ti
 }
 
 // SoldOut implements order.StatusCache.
-func (r *statusReader) SoldOut(ctx context.Context, sl sale.Sale) bool {
-	st, loaded, err := r.gate.Status(ctx, sl, now())
+func (r *statusReader) SoldOut(ctx context.Context, sl sale.Sale, now time.Time) bool {
+	st, loaded, err := r.gate.Status(ctx, sl, now)
 	return err == nil && loaded && st.State == sale.StateSoldOut
 }
 

@@ -72,11 +72,11 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	}
 	started()
 	deps := grpcapi.Deps{
-		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
+		Auth: users, Products: orders.catalog, Sales: orders.catalog, SaleService: orders.service, Orders: orders.service,
 		Now: now, Log: log, Metrics: reg,
 	}
 	if orders.gate != nil {
-		deps.Status, deps.Reconciler = orders.status, orders
+		deps.Reconciler = orders
 	}
 	if !cfg.RLDisabled {
 		perUser, err := orders.userLimiter(cfg)

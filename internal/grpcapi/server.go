@@ -41,9 +41,9 @@ type Deps struct {
 	Metrics  prometheus.Registerer
 	// Limits, when set, puts token buckets in front of the API (RL_*).
 	Limits *Limits
-	// Status, when set, answers GetSaleStatus from the gate's cached status
-	// instead of PostgreSQL (sync and queue modes).
-	Status StatusReader
+	// SaleService creates sales and answers GetSaleStatus and
+	// WatchSaleStatus (the order service).
+	SaleService SaleService
 	// Reconciler rebuilds a sale's gate state (ReconcileSale); nil in direct mode.
 	Reconciler Reconciler
 }
@@ -113,7 +113,7 @@ func NewServer(d Deps) *Server {
 	)
 	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
 	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
-	flashsalev1.RegisterFlashSaleServiceServer(s, &flashSaleServer{sales: d.Sales, status: d.Status, reconciler: d.Reconciler, now: d.Now, log: d.Log})
+	flashsalev1.RegisterFlashSaleServiceServer(s, &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log})
 	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)

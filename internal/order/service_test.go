@@ -2,6 +2,8 @@ package order_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flashsale/flashsale/internal/order"
+	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -74,5 +77,164 @@ func TestLoadGateOutlivesFirstCaller(t *testing.T) {
 	}
 	if got := gate.loads.Load(); got != 1 {
 		t.Errorf("gate loads = %d, want 1", got)
+	}
+}
+
+// catalogStore is a Store holding one product and its sales in memory.
+type catalogStore struct {
+	order.Store
+	product   product.Product
+	sales     []sale.Sale
+	snapshots atomic.Int64
+}
+
+func (s *catalogStore) ProductGet(_ context.Context, id uuid.UUID) (product.Product, error) {
+	if id != s.product.ID {
+		return product.Product{}, product.ErrNotFound
+	}
+	return s.product, nil
+}
+
+func (s *catalogStore) SalesByProduct(_ context.Context, id uuid.UUID) ([]sale.Sale, error) {
+	if id != s.product.ID {
+		return nil, nil
+	}
+	return s.sales, nil
+}
+
+func (s *catalogStore) SaleCreate(_ context.Context, sl sale.Sale) (sale.Sale, error) {
+	s.sales = append(s.sales, sl)
+	return sl, nil
+}
+
+func (s *catalogStore) ProductSnapshot(_ context.Context, productID uuid.UUID, _ time.Time, fn func(order.ProductState) error) error {
+	s.snapshots.Add(1)
+	return fn(order.ProductState{ProductID: productID, Quantity: s.product.Quantity})
+}
+
+// publishedStatus is a gate that publishes remaining once loaded, or fails
+// with err; Load marks it loaded.
+type publishedStatus struct {
+	order.Gate
+	loaded    bool
+	remaining int32
+	err       error
+	loadErr   error
+}
+
+func (g *publishedStatus) Load(context.Context, order.ProductState) error {
+	if g.loadErr != nil {
+		return g.loadErr
+	}
+	g.loaded = true
+	return nil
+}
+
+func (g *publishedStatus) SaleStatus(_ context.Context, sl sale.Sale, now time.Time) (sale.State, int32, bool, error) {
+	if g.err != nil || !g.loaded {
+		return 0, 0, false, g.err
+	}
+	return sl.StateAt(now, g.remaining), g.remaining, true, nil
+}
+
+func (g *publishedStatus) SoldOut(context.Context, sale.Sale, time.Time) bool { return false }
+
+// TestSaleStatus: the product's current sale, its state from the gate's
+// published status while the sale is open and the gate answers (loading
+// the gate when it holds nothing), else from the product's stock.
+func TestSaleStatus(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	p := product.Product{ID: uuid.New(), Quantity: 40}
+	open := sale.Sale{ID: uuid.New(), ProductID: p.ID, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour)}
+	upcoming := sale.Sale{ID: uuid.New(), ProductID: p.ID, StartsAt: now.Add(time.Hour), EndsAt: now.Add(2 * time.Hour)}
+	for _, tc := range []struct {
+		name          string
+		sales         []sale.Sale
+		gate          *publishedStatus // nil: direct mode
+		product       uuid.UUID
+		wantErr       error
+		wantSale      sale.Sale
+		wantState     sale.State
+		wantRemaining int32
+		wantSnapshots int64
+	}{
+		{name: "no such product", product: uuid.New(), wantErr: product.ErrNotFound},
+		{name: "no sale", product: p.ID, wantErr: sale.ErrNotFound},
+		{name: "direct mode: the stock", sales: []sale.Sale{open}, product: p.ID,
+			wantSale: open, wantState: sale.StateActive, wantRemaining: 40},
+		{name: "open: the gate's status", sales: []sale.Sale{open}, gate: &publishedStatus{loaded: true, remaining: 7}, product: p.ID,
+			wantSale: open, wantState: sale.StateActive, wantRemaining: 7},
+		{name: "open, published sold out", sales: []sale.Sale{open}, gate: &publishedStatus{loaded: true}, product: p.ID,
+			wantSale: open, wantState: sale.StateSoldOut, wantRemaining: 0},
+		{name: "open, gate not loaded: loaded, then its status", sales: []sale.Sale{open}, gate: &publishedStatus{remaining: 7}, product: p.ID,
+			wantSale: open, wantState: sale.StateActive, wantRemaining: 7, wantSnapshots: 1},
+		{name: "open, gate fails: the stock", sales: []sale.Sale{open}, gate: &publishedStatus{err: errors.New("redis down")}, product: p.ID,
+			wantSale: open, wantState: sale.StateActive, wantRemaining: 40},
+		{name: "open, load fails: the stock", sales: []sale.Sale{open}, gate: &publishedStatus{loadErr: errors.New("redis down")}, product: p.ID,
+			wantSale: open, wantState: sale.StateActive, wantRemaining: 40, wantSnapshots: 1},
+		{name: "upcoming: the stock, gate not asked", sales: []sale.Sale{upcoming}, gate: &publishedStatus{loaded: true, remaining: 7}, product: p.ID,
+			wantSale: upcoming, wantState: sale.StateUpcoming, wantRemaining: 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &catalogStore{product: p, sales: tc.sales}
+			cfg := order.Config{Mode: order.ModeDirect, Log: slog.New(slog.DiscardHandler)}
+			if tc.gate != nil {
+				cfg = order.Config{Mode: order.ModeSync, Gate: tc.gate, Status: tc.gate, Log: cfg.Log}
+			}
+			svc := order.NewService(store, func() time.Time { return now }, cfg)
+			got, err := svc.SaleStatus(t.Context(), tc.product)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("SaleStatus error = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			want := order.SaleStatus{Sale: tc.wantSale, State: tc.wantState, Remaining: tc.wantRemaining, At: now}
+			if got != want {
+				t.Errorf("SaleStatus = %+v, want %+v", got, want)
+			}
+			if n := store.snapshots.Load(); n != tc.wantSnapshots {
+				t.Errorf("gate loads (snapshots) = %d, want %d", n, tc.wantSnapshots)
+			}
+		})
+	}
+}
+
+// TestCreateSale: a sale open at once is loaded into the gate; an upcoming
+// one, or one in direct mode, is not; a failed load still creates the sale.
+func TestCreateSale(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	p := product.Product{ID: uuid.New(), Quantity: 40}
+	open := sale.Sale{ID: uuid.New(), ProductID: p.ID, StartsAt: now, EndsAt: now.Add(time.Hour)}
+	upcoming := sale.Sale{ID: uuid.New(), ProductID: p.ID, StartsAt: now.Add(time.Nanosecond), EndsAt: now.Add(time.Hour)}
+	for _, tc := range []struct {
+		name     string
+		sale     sale.Sale
+		gate     *publishedStatus
+		wantLoad bool
+	}{
+		{"direct", open, nil, false},
+		{"open", open, &publishedStatus{}, true},
+		{"upcoming", upcoming, &publishedStatus{}, false},
+		{"open, load fails", open, &publishedStatus{loadErr: errors.New("redis down")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &catalogStore{product: p}
+			cfg := order.Config{Mode: order.ModeDirect, Log: slog.New(slog.DiscardHandler)}
+			if tc.gate != nil {
+				cfg = order.Config{Mode: order.ModeSync, Gate: tc.gate, Status: tc.gate, Log: cfg.Log}
+			}
+			svc := order.NewService(store, func() time.Time { return now }, cfg)
+			got, err := svc.CreateSale(t.Context(), tc.sale)
+			if err != nil || got != tc.sale {
+				t.Fatalf("CreateSale = %+v, %v; want %+v, nil", got, err, tc.sale)
+			}
+			if len(store.sales) != 1 {
+				t.Errorf("sales stored = %d, want 1", len(store.sales))
+			}
+			if tc.gate != nil && tc.gate.loaded != tc.wantLoad {
+				t.Errorf("gate loaded = %v, want %v", tc.gate.loaded, tc.wantLoad)
+			}
+		})
 	}
 }
