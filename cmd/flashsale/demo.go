@@ -25,7 +25,7 @@ const (
 
 // demo seeds an admin, a product with 100 units and a sale open for the next
 // hour, and prints commands to try them.
-func demo(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
+func demo(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, out io.Writer) error {
 	store, err := postgres.New(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -88,7 +88,7 @@ func hostPort(addr string) string {
 
 // createAdmin creates or updates the admin of ADMIN_EMAIL / ADMIN_PASSWORD
 // without starting the server.
-func createAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
+func createAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, out io.Writer) error {
 	if cfg.AdminEmail == "" {
 		return fmt.Errorf("create-admin: set ADMIN_EMAIL and ADMIN_PASSWORD")
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flashsale/flashsale/internal/app"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
 	"github.com/flashsale/flashsale/internal/redis"
@@ -71,7 +72,14 @@ func startServer(t *testing.T, env ...string) *testServer {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	go func() { done <- runServer(ctx, cfg, log, grpcLis, httpLis) }()
+	go func() {
+		a, err := app.New(ctx, cfg, log, app.WithListeners(grpcLis, httpLis))
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- a.Run(ctx)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -98,6 +98,9 @@ func NewServer(d Deps) *Server {
 	unary = append(unary, recovery.UnaryServerInterceptor(recover))
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		// A Stop that cuts calls short still waits for their handlers, so
+		// none of them runs on once its owner goes on to close the stores.
+		grpc.WaitForHandlers(true),
 		// Reused workers keep the stacks the interceptor chain grew, instead
 		// of growing a fresh goroutine's stack on every call. When every
 		// worker is busy gRPC starts a fresh goroutine, so there are enough

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -21,12 +21,6 @@ const (
 	maxRetryDelay   = 2 * time.Second
 	attemptTimeout  = 5 * time.Second
 )
-
-// startupContext bounds the waits for PostgreSQL and Redis at start, all
-// together, by STARTUP_TIMEOUT_SECONDS.
-func startupContext(ctx context.Context, cfg config.Config) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, cfg.StartupTimeout())
-}
 
 // await calls connect until it succeeds or ctx ends, backing off from
 // firstRetryDelay, doubling up to maxRetryDelay. Each failure is logged
