@@ -214,6 +214,7 @@ func (p *chaosPhase) setUp(rng *rand.Rand) {
 		"RECONCILE_INTERVAL_SECONDS": "1",
 		"ORDERS_CLAIM_IDLE_SECONDS":  "1",
 		"SHUTDOWN_TIMEOUT_SECONDS":   "2",
+		"SHUTDOWN_DRAIN_SECONDS":     "0",
 	}
 	if p.mode != "direct" {
 		port := chaosPort(t)

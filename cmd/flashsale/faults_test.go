@@ -518,8 +518,10 @@ func startServe(t *testing.T, bin string, vars map[string]string) *serveProc {
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 		// Warnings and errors only: one info line per call would bury them.
 		"LOG_LEVEL": "warn",
-		"HTTP_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		"GRPC_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		// Stopped by the test, with nothing to drain for.
+		"SHUTDOWN_DRAIN_SECONDS": "0",
+		"HTTP_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"GRPC_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
 	}
 	maps.Copy(env, vars)
 	p := startChild(t, "serve", childEnv(env), bin, "serve")

@@ -49,6 +49,8 @@ func startServer(t *testing.T, env ...string) *testServer {
 		"RL_DISABLED":      "true",
 		// The shared test Redis keeps no AOF; startup_test.go tests the refusal.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
+		// Stopped when the test ends, with nothing to drain for.
+		"SHUTDOWN_DRAIN_SECONDS": "0",
 	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

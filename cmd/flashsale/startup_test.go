@@ -291,14 +291,15 @@ func testStartupTimeout(t *testing.T, bin string) {
 func startupEnv(t *testing.T, vars map[string]string) map[string]string {
 	t.Helper()
 	env := map[string]string{
-		"REDIS_KEY_PREFIX": "fsstart-" + rand.Text()[:12],
-		"AUTH_JWT_SECRET":  testSecret,
-		"ADMIN_EMAIL":      testAdminEmail,
-		"ADMIN_PASSWORD":   testAdminPassword,
-		"RL_DISABLED":      "true",
-		"LOG_LEVEL":        "warn",
-		"HTTP_ADDR":        "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		"GRPC_ADDR":        "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"REDIS_KEY_PREFIX":       "fsstart-" + rand.Text()[:12],
+		"AUTH_JWT_SECRET":        testSecret,
+		"ADMIN_EMAIL":            testAdminEmail,
+		"ADMIN_PASSWORD":         testAdminPassword,
+		"RL_DISABLED":            "true",
+		"LOG_LEVEL":              "warn",
+		"SHUTDOWN_DRAIN_SECONDS": "0",
+		"HTTP_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"GRPC_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
 	}
 	maps.Copy(env, vars)
 	return env

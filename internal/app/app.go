@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,6 +86,8 @@ type App struct {
 	grpc             *grpcapi.Server
 	gateway          *grpc.ClientConn // the REST gateway's connection to grpc
 	http             *http.Server
+	// draining is set once shutdown begins: /readyz fails from then on.
+	draining atomic.Bool
 
 	// tasks are the goroutines Run started, in order.
 	tasks []task
@@ -263,6 +266,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	handler, err := httpapi.New(ctx, httpapi.Deps{
 		Conn:     a.gateway,
 		Ready:    a.readiness(),
+		Draining: a.draining.Load,
 		Gatherer: a.metrics,
 		Log:      a.log,
 		Pprof:    a.cfg.DebugPprof,

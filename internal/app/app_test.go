@@ -43,6 +43,7 @@ func testConfig(t *testing.T, env map[string]string) config.Config {
 		// The shared test Redis keeps no AOF.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 		"SHUTDOWN_TIMEOUT_SECONDS":    "5",
+		"SHUTDOWN_DRAIN_SECONDS":      "0",
 	}
 	for k, v := range env {
 		environ[k] = v
@@ -77,10 +78,11 @@ func testLog(t *testing.T) *slog.Logger {
 
 // running is an App started by start, and how to stop it.
 type running struct {
-	baseURL string
-	stop    context.CancelFunc
-	done    chan struct{} // closed when Run has returned
-	err     error         // Run's result, set before done is closed
+	baseURL  string
+	grpcAddr string
+	stop     context.CancelFunc
+	done     chan struct{} // closed when Run has returned
+	err      error         // Run's result, set before done is closed
 }
 
 // wait waits up to d for Run to return, and returns its error.
@@ -108,7 +110,7 @@ func start(t *testing.T, cfg config.Config, hooks ...func(*app.App)) *running {
 		h(a)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	r := &running{baseURL: "http://" + httpLis.Addr().String(), stop: stop, done: make(chan struct{})}
+	r := &running{baseURL: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		r.err = a.Run(ctx)

@@ -56,10 +56,13 @@ func (a *App) stopTasks() {
 //
 // serve (New): the user directory, the reconcile loop and the Redis
 // watcher (sync and queue modes), ORDERS_WORKER_CONCURRENCY queue workers,
-// then the gRPC and HTTP servers. When ctx ends (SIGTERM), or a server
-// fails, the servers stop first: health goes NOT_SERVING, calls in flight
-// finish (up to SHUTDOWN_TIMEOUT_SECONDS), and only then do the
-// background goroutines stop and the batcher store what it holds.
+// then the gRPC and HTTP servers. When ctx ends (SIGTERM) the servers drain
+// first: /readyz and gRPC health fail at once, and they go on serving for
+// SHUTDOWN_DRAIN_SECONDS, so that load balancers stop sending; then they
+// stop accepting, end the streams, and finish the calls in flight (up to
+// SHUTDOWN_TIMEOUT_SECONDS). Only then do the background goroutines stop,
+// and the batcher store what it holds. A server that fails stops the other
+// at once, without draining.
 //
 // worker (NewWorker): the Redis watcher and the queue workers, which finish
 // the batch in hand when ctx ends. An App from Open runs nothing.
@@ -103,11 +106,12 @@ func (a *App) serve(ctx context.Context) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		serveErr = a.drain(errc)
 	case serveErr = <-errc:
 		a.log.Error("server failed; shutting down", "err", serveErr)
+		a.draining.Store(true)
+		a.grpc.Health.Shutdown()
 	}
-	a.log.Info("shutting down")
-	a.grpc.Health.Shutdown()
 	a.stopServers()
 	if errors.Is(serveErr, http.ErrServerClosed) || errors.Is(serveErr, grpc.ErrServerStopped) {
 		serveErr = nil
@@ -115,12 +119,39 @@ func (a *App) serve(ctx context.Context) error {
 	return serveErr
 }
 
+// drain fails /readyz and gRPC health (NOT_SERVING), and keeps serving for
+// SHUTDOWN_DRAIN_SECONDS, or until a server fails: load balancers see the
+// server leave and stop sending it calls, while those they send meanwhile
+// are still answered. It returns the error of a server that failed.
+func (a *App) drain(errc <-chan error) error {
+	d := a.cfg.ShutdownDrain()
+	a.draining.Store(true)
+	a.grpc.Health.Shutdown()
+	// Each REST response now closes its connection, so clients reconnect,
+	// through the load balancer, instead of keeping this server.
+	a.http.SetKeepAlivesEnabled(false)
+	a.log.Info("shutting down: draining, /readyz and health fail while still serving", "drain", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-errc:
+		a.log.Error("server failed while draining", "err", err)
+		return err
+	}
+}
+
 // stopServers stops accepting and waits for the calls in flight, REST first
 // (its calls go through the gRPC server), for up to SHUTDOWN_TIMEOUT_SECONDS
 // in all; calls still running then are cancelled, and waited for.
 func (a *App) stopServers() {
+	a.log.Info("shutting down: no longer accepting; finishing the calls in flight", "timeout", a.cfg.ShutdownTimeout())
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout())
 	defer cancel()
+	// Watchers never end by themselves: end them (their REST ones too,
+	// which go through the gRPC server), so the servers need not wait.
+	a.grpc.EndStreams()
 	if err := a.http.Shutdown(sctx); err != nil {
 		a.log.Warn("REST calls still in flight when SHUTDOWN_TIMEOUT_SECONDS ran out; closing their connections", "err", err)
 		if err := a.http.Close(); err != nil {

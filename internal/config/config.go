@@ -103,8 +103,14 @@ type Config struct {
 	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
 	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTP_ADDR,
 	// for profiling under load; keep it off where the port is public.
-	DebugPprof             bool `env:"DEBUG_PPROF"`
-	ShutdownTimeoutSeconds int  `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+	DebugPprof bool `env:"DEBUG_PPROF"`
+	// ShutdownDrainSeconds is how long serve goes on serving after SIGTERM
+	// with /readyz and gRPC health failing, so load balancers stop sending
+	// before it stops accepting.
+	ShutdownDrainSeconds int `env:"SHUTDOWN_DRAIN_SECONDS" envDefault:"5"`
+	// ShutdownTimeoutSeconds bounds, after the drain, the wait for the calls
+	// in flight.
+	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 	// StartupTimeoutSeconds is how long a command waits at start for
 	// PostgreSQL and Redis to answer, both together, so that it can start
 	// before them or while Redis loads its data after a restart.
@@ -209,6 +215,7 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	positiveRate("RL_USER_ORDER_REFILL", c.RLUserOrderRefill)
 
 	atLeast("RECONCILE_INTERVAL_SECONDS", c.ReconcileIntervalSeconds, 1)
+	atLeast("SHUTDOWN_DRAIN_SECONDS", c.ShutdownDrainSeconds, 0)
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
 	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
 
@@ -256,7 +263,14 @@ func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
 }
 
-// ShutdownTimeout bounds the graceful drain on shutdown.
+// ShutdownDrain is how long serve keeps serving after SIGTERM while its
+// readiness and health checks fail.
+func (c Config) ShutdownDrain() time.Duration {
+	return time.Duration(c.ShutdownDrainSeconds) * time.Second
+}
+
+// ShutdownTimeout bounds the wait for calls in flight once serve stops
+// accepting.
 func (c Config) ShutdownTimeout() time.Duration {
 	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
 }
@@ -292,6 +306,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("orders_queue_allow_volatile", c.OrdersQueueAllowVolatile),
 		slog.Bool("rl_disabled", c.RLDisabled),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
+		slog.Duration("shutdown_drain", c.ShutdownDrain()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),
 	)

@@ -45,6 +45,7 @@ func TestLoadFromDefaults(t *testing.T) {
 		RLUserOrderCapacity:          5,
 		RLUserOrderRefill:            1,
 		ReconcileIntervalSeconds:     30,
+		ShutdownDrainSeconds:         5,
 		ShutdownTimeoutSeconds:       15,
 		StartupTimeoutSeconds:        60,
 	}
@@ -60,6 +61,7 @@ func TestLoadFromDefaults(t *testing.T) {
 		{"OrdersBatchWait", got.OrdersBatchWait(), 2 * time.Millisecond},
 		{"OrdersQueueRetryAfter", got.OrdersQueueRetryAfter(), 2 * time.Second},
 		{"ReconcileInterval", got.ReconcileInterval(), 30 * time.Second},
+		{"ShutdownDrain", got.ShutdownDrain(), 5 * time.Second},
 		{"ShutdownTimeout", got.ShutdownTimeout(), 15 * time.Second},
 		{"StartupTimeout", got.StartupTimeout(), time.Minute},
 	}
@@ -217,6 +219,7 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"refill not a number", with("RL_IP_REFILL", "fast"), `RL_IP_REFILL="fast" must be a number`},
 		{"zero reconcile", with("RECONCILE_INTERVAL_SECONDS", "0"), "RECONCILE_INTERVAL_SECONDS=0 must be at least 1"},
 		{"zero shutdown", with("SHUTDOWN_TIMEOUT_SECONDS", "0"), "SHUTDOWN_TIMEOUT_SECONDS=0 must be at least 1"},
+		{"negative drain", with("SHUTDOWN_DRAIN_SECONDS", "-1"), "SHUTDOWN_DRAIN_SECONDS=-1 must be at least 0"},
 		{"zero startup", with("STARTUP_TIMEOUT_SECONDS", "0"), "STARTUP_TIMEOUT_SECONDS=0 must be at least 1"},
 		{"startup not a number", with("STARTUP_TIMEOUT_SECONDS", "1m"), `STARTUP_TIMEOUT_SECONDS="1m" must be a whole number`},
 		{"bad volatile flag", with("ORDERS_QUEUE_ALLOW_VOLATILE", "yes"), `ORDERS_QUEUE_ALLOW_VOLATILE="yes" must be true or false`},

@@ -53,7 +53,46 @@ type Deps struct {
 type Server struct {
 	*grpc.Server
 	Health *health.Server
+
+	endStreams context.CancelFunc
 }
+
+// EndStreams ends the streaming calls in flight (WatchSaleStatus, health
+// Watch), and those started later at once, with Unavailable: watchers never
+// end by themselves, so without it a graceful stop would wait for them
+// until its deadline. Their clients reconnect, to another server.
+func (s *Server) EndStreams() { s.endStreams() }
+
+// errShuttingDown ends a stream cut short by EndStreams.
+var errShuttingDown = status.Error(codes.Unavailable, "server shutting down; reconnect")
+
+// endOnShutdown ends each stream when ctx is done (EndStreams).
+func endOnShutdown(ctx context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if ctx.Err() != nil {
+			return errShuttingDown
+		}
+		parent := ss.Context()
+		sctx, cancel := context.WithCancel(parent)
+		defer cancel()
+		// AfterFunc registers with ctx; no goroutine waits per stream.
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		err := handler(srv, streamWithContext{ServerStream: ss, ctx: sctx})
+		if ctx.Err() != nil && parent.Err() == nil {
+			return errShuttingDown
+		}
+		return err
+	}
+}
+
+// streamWithContext is a stream whose handler sees ctx as its context.
+type streamWithContext struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s streamWithContext) Context() context.Context { return s.ctx }
 
 // NewServer builds the gRPC server: interceptors (metrics, one log line per
 // call, authentication and authorization, panic recovery), the four
@@ -74,6 +113,7 @@ func NewServer(d Deps) *Server {
 		d.Log.ErrorContext(ctx, "panic in handler", "panic", p, "method", methodOf(ctx))
 		return status.Error(codes.Internal, "internal error")
 	})
+	streamsEnded, endStreams := context.WithCancel(context.Background())
 	unary := []grpc.UnaryServerInterceptor{defaultDeadline(callTimeout), metrics.UnaryServerInterceptor()}
 	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
 	// The access log writes one line per finished call at a level by its
@@ -112,6 +152,8 @@ func NewServer(d Deps) *Server {
 		grpc.ChainStreamInterceptor(append(stream,
 			authnStream,
 			recovery.StreamServerInterceptor(recover),
+			// Innermost, so the access log and metrics see how it ended.
+			endOnShutdown(streamsEnded),
 		)...),
 	)
 	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
@@ -122,7 +164,7 @@ func NewServer(d Deps) *Server {
 	healthpb.RegisterHealthServer(s, hs)
 	reflection.Register(s)
 	metrics.InitializeMetrics(s)
-	return &Server{Server: s, Health: hs}
+	return &Server{Server: s, Health: hs, endStreams: endStreams}
 }
 
 // callTimeout bounds a unary call whose client set no deadline (calls

@@ -41,6 +41,9 @@ type Deps struct {
 	// Conn reaches the gRPC server; every /v1 call goes through it.
 	Conn     *grpc.ClientConn
 	Ready    map[string]Checker // name -> dependency, for /readyz
+	// Draining, when set and true, fails /readyz whatever the
+	// dependencies say: the server is shutting down.
+	Draining func() bool
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
 	// UI, when set, is served at / for paths the API does not own.
@@ -74,7 +77,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
-	mux.Handle("GET /readyz", readyz(d.Ready, d.Log))
+	mux.Handle("GET /readyz", readyz(d.Ready, d.Draining, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -129,12 +132,18 @@ func httpCode(ctx context.Context, w http.ResponseWriter, _ proto.Message) error
 	return nil
 }
 
-// readyz answers 200 when every dependency answers a ping within a second.
-func readyz(deps map[string]Checker, log *slog.Logger) http.Handler {
+// readyz answers 200 when every dependency answers a ping within a second,
+// and 503 from the moment the server starts draining.
+func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
+		if draining != nil && draining() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"draining"}`)
+			return
+		}
 		for name, c := range deps {
 			if err := c.Ping(ctx); err != nil {
 				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
