@@ -94,6 +94,10 @@ func runREST(ctx context.Context, base string, l load) (time.Duration, int64, er
 		return 0, 0, fmt.Errorf("unknown op %q", l.op)
 	}
 	url := base + path
+	// Built once here so that a bad URL fails the run, not every call.
+	if _, err := http.NewRequest(method, url, nil); err != nil {
+		return 0, 0, fmt.Errorf("rest request: %w", err)
+	}
 	client := newHTTPClient(l.concurrency, l.timeout)
 	defer client.CloseIdleConnections()
 
@@ -132,7 +136,10 @@ func runREST(ctx context.Context, base string, l load) (time.Duration, int64, er
 				}
 				// A call started is finished even if the run's time is up,
 				// so no answer is lost.
-				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), method, url, bytes.NewReader(body))
+				req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), method, url, bytes.NewReader(body))
+				if err != nil {
+					panic(err) // method and url were checked before the loop
+				}
 				userIdx := -1
 				userID := ""
 				if l.op == opOrder {

@@ -55,7 +55,7 @@ func demo(ctx context.Context, cfg config.Config, log *slog.Logger, now func() t
 	}
 	httpURL := "http://" + hostPort(cfg.HTTPAddr)
 	grpcAddr := hostPort(cfg.GRPCAddr)
-	fmt.Fprintf(out, `Demo seeded: product %s (100 units), sale %s open until %s.
+	_, err = fmt.Fprintf(out, `Demo seeded: product %s (100 units), sale %s open until %s.
 Admin: %s / %s
 
 Try it over REST:
@@ -71,7 +71,7 @@ Or over gRPC (server reflection, no proto files needed):
 
 Web page: %[6]s/
 `, p.ID, s.ID, s.EndsAt.Format(time.RFC3339), email, password, httpURL, grpcAddr, t.Unix())
-	return nil
+	return err
 }
 
 // hostPort turns a listen address (":8080") into one to connect to.
@@ -101,6 +101,6 @@ func createAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, now f
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "admin %s (%s) ready\n", u.Email, u.ID)
-	return nil
+	_, err = fmt.Fprintf(out, "admin %s (%s) ready\n", u.Email, u.ID)
+	return err
 }

@@ -91,8 +91,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "create-admin":
 		return createAdmin(ctx, cfg, log, now, stdout)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		_, err := fmt.Fprint(stdout, usage)
+		return err
 	}
 	return errUsage
 }
@@ -123,13 +123,13 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 		if err := a.ReconcileOpen(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintln(out, "reconciled every open sale")
-		return nil
+		_, err := fmt.Fprintln(out, "reconciled every open sale")
+		return err
 	}
 	remaining, buyers, err := a.Reconcile(ctx, id)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "sale %s: %d left, %d buyers\n", id, remaining, buyers)
-	return nil
+	_, err = fmt.Fprintf(out, "sale %s: %d left, %d buyers\n", id, remaining, buyers)
+	return err
 }

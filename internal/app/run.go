@@ -226,6 +226,7 @@ func (a *App) startWatcher(base context.Context, reconcile func(context.Context)
 	retrying := false // only the watcher's goroutine uses it
 	w := redis.NewWatcher(a.redis, redis.WatchConfig{
 		Durability: a.durability,
+		Log:        a.log,
 		OnRestart: func(ctx context.Context) error {
 			if !retrying {
 				a.log.Warn("Redis restarted or failed over (its run_id changed)")

@@ -39,8 +39,8 @@ type Checker interface {
 // Deps is what the handler is built from.
 type Deps struct {
 	// Conn reaches the gRPC server; every /v1 call goes through it.
-	Conn     *grpc.ClientConn
-	Ready    map[string]Checker // name -> dependency, for /readyz
+	Conn  *grpc.ClientConn
+	Ready map[string]Checker // name -> dependency, for /readyz
 	// Draining, when set and true, fails /readyz whatever the
 	// dependencies say: the server is shutting down.
 	Draining func() bool
@@ -79,9 +79,11 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	mux.Handle("GET /healthz", gw)
 	mux.Handle("GET /readyz", readyz(d.Ready, d.Draining, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapiv2.JSON)
+		if _, err := w.Write(openapiv2.JSON); err != nil {
+			logWriteError(r.Context(), d.Log, "/openapi.json", err)
+		}
 	})
 	if d.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -139,19 +141,27 @@ func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) htt
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
+		code, body := http.StatusOK, `{"status":"ok"}`
 		if draining != nil && draining() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, `{"status":"draining"}`)
-			return
-		}
-		for name, c := range deps {
-			if err := c.Ping(ctx); err != nil {
-				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, `{"status":"unavailable","dependency":%q}`+"\n", name)
-				return
+			code, body = http.StatusServiceUnavailable, `{"status":"draining"}`
+		} else {
+			for name, c := range deps {
+				if err := c.Ping(ctx); err != nil {
+					log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+					code, body = http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","dependency":%q}`, name)
+					break
+				}
 			}
 		}
-		fmt.Fprintln(w, `{"status":"ok"}`)
+		w.WriteHeader(code)
+		if _, err := fmt.Fprintln(w, body); err != nil {
+			logWriteError(ctx, log, "/readyz", err)
+		}
 	})
+}
+
+// logWriteError logs a response that could not be written, at debug: the
+// client has gone, and there is no one left to tell.
+func logWriteError(ctx context.Context, log *slog.Logger, path string, err error) {
+	log.DebugContext(ctx, "response not written", "path", path, "err", err)
 }

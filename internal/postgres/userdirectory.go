@@ -102,7 +102,7 @@ func (d *userDirectory) follow(ctx context.Context, pool *pgxpool.Pool, log *slo
 }
 
 // session is one connection's worth of following; it returns why it ended.
-func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) error {
+func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) (err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c, err := pool.Acquire(ctx)
@@ -110,7 +110,11 @@ func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("acquire: %w", err)
 	}
 	conn := c.Hijack() // its own for good: a listening connection is not shared
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		if cerr := conn.Close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the listening connection: %w", cerr))
+		}
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+usersChannel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
