@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -220,7 +221,8 @@ func TestCreateSale(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &catalogStore{product: p}
-			cfg := order.Config{Mode: order.ModeDirect, Log: slog.New(slog.DiscardHandler)}
+			var logged strings.Builder
+			cfg := order.Config{Mode: order.ModeDirect, Log: slog.New(slog.NewTextHandler(&logged, nil))}
 			if tc.gate != nil {
 				cfg = order.Config{Mode: order.ModeSync, Gate: tc.gate, Status: tc.gate, Log: cfg.Log}
 			}
@@ -228,6 +230,10 @@ func TestCreateSale(t *testing.T) {
 			got, err := svc.CreateSale(t.Context(), tc.sale)
 			if err != nil || got != tc.sale {
 				t.Fatalf("CreateSale = %+v, %v; want %+v, nil", got, err, tc.sale)
+			}
+			// A failed load is not the caller's error, but it is not dropped.
+			if failed := tc.gate != nil && tc.gate.loadErr != nil; failed != strings.Contains(logged.String(), "redis down") {
+				t.Errorf("load failed = %v, but the log says:\n%s", failed, logged.String())
 			}
 			if len(store.sales) != 1 {
 				t.Errorf("sales stored = %d, want 1", len(store.sales))
