@@ -40,20 +40,20 @@ func (a *App) buildOrderPath(ctx context.Context) error {
 	a.redis = rc
 	a.gate = redis.NewGate(rc)
 	a.batches = newTimedBatches(a.store, a.metrics)
-	catalog := redis.NewCatalog(a.store, redis.NewCache(rc))
-	a.catalog = catalog
+	cached := redis.NewCatalog(a.store, redis.NewCache(rc))
+	a.catalog = cached
 	a.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "flashsale_catalog_cache_hits_total", Help: "Catalog reads (products, sales, lists) served from the client-side cache.",
-	}, func() float64 { hits, _ := catalog.Stats(); return float64(hits) }))
+	}, func() float64 { hits, _ := cached.Stats(); return float64(hits) }))
 	a.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "flashsale_catalog_cache_misses_total", Help: "Catalog reads that went to PostgreSQL.",
-	}, func() float64 { _, misses := catalog.Stats(); return float64(misses) }))
+	}, func() float64 { _, misses := cached.Stats(); return float64(misses) }))
 	oc := order.Config{
 		Mode:       mode,
 		Gate:       a.gate,
 		Admissions: a.gate,
 		Status:     newGateStatus(a.gate, a.metrics),
-		Catalog:    catalog,
+		Catalog:    cached,
 		Log:        a.log,
 		MaxQueued:  int64(a.cfg.OrdersQueueMaxQueued),
 		RetryAfter: a.cfg.OrdersQueueRetryAfter(),
