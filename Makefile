@@ -20,19 +20,48 @@ GENERATED := gen $(SQLC_OUT)
 # recipe, which `eval "$(...)"` alone would not.
 DEV_ENV = dev_env=$$(scripts/dev-services.sh env) && eval "$$dev_env"
 
-.PHONY: help run test chaos build services services-stop generate third_party verify breaking browser bench
+.PHONY: help run run-bench-server bench-env tools test chaos build services services-stop generate third_party verify breaking browser bench
 
 help: ## Show this list
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-run: ## Start PostgreSQL and Redis if needed, migrate, load demo data, serve on :8080 (REST) and :9090 (gRPC)
+# The admin `make run` and `make run-bench-server` create, unless ADMIN_EMAIL and ADMIN_PASSWORD are set.
+DEV_ADMIN = export ADMIN_EMAIL="$${ADMIN_EMAIL:-admin@example.com}" ADMIN_PASSWORD="$${ADMIN_PASSWORD:-admin-password-123}"
+
+# The fixed JWT key of `make run-bench-server`, so that flashload --jwt-secret can mint tokens for the
+# users it inserts instead of registering them one by one. Published here: a laptop's key, never a
+# deployment's.
+BENCH_JWT_SECRET ?= flashsale-bench-only-not-a-secret-0123456789
+
+# RUN_SERVER builds the binary, migrates, seeds the demo sale (once) and replaces the shell with the
+# server, so Ctrl-C reaches the server itself, which drains and exits 0 (`go run` answered SIGINT with
+# exit status 1, and make printed "Error 1" after a clean shutdown).
+RUN_SERVER = $(GO) build -o bin/flashsale ./cmd/flashsale; bin/flashsale migrate; bin/flashsale demo; exec bin/flashsale serve
+
+# BENCH_ENV prints export lines for a shell to reach the server of run-bench-server.
+BENCH_ENV = printf 'export DATABASE_URL=%q REDIS_URL=%q AUTH_JWT_SECRET=%q ADMIN_EMAIL=%q ADMIN_PASSWORD=%q\n' \
+	"$$DATABASE_URL" "$$REDIS_URL" "$(BENCH_JWT_SECRET)" "$$ADMIN_EMAIL" "$$ADMIN_PASSWORD"
+
+run: ## Start PostgreSQL and Redis if needed, migrate, seed a demo sale once, serve on :8080 (REST) and :9090 (gRPC)
 	@$(DEV_ENV); \
-	export FLASHSALE_DEV="$${FLASHSALE_DEV:-true}" \
-		ADMIN_EMAIL="$${ADMIN_EMAIL:-admin@example.com}" \
-		ADMIN_PASSWORD="$${ADMIN_PASSWORD:-admin-password-123}"; \
-	$(GO) run ./cmd/flashsale migrate; \
-	$(GO) run ./cmd/flashsale demo; \
-	exec $(GO) run ./cmd/flashsale serve
+	$(DEV_ADMIN) FLASHSALE_DEV="$${FLASHSALE_DEV:-true}"; \
+	$(RUN_SERVER)
+
+run-bench-server: ## make run for load tools: rate limits off, LOG_LEVEL=error, a fixed AUTH_JWT_SECRET
+	@$(DEV_ENV); \
+	$(DEV_ADMIN) RL_DISABLED=true LOG_LEVEL="$${LOG_LEVEL:-error}" AUTH_JWT_SECRET="$(BENCH_JWT_SECRET)"; \
+	echo "run-bench-server: RL_DISABLED=true (no rate limits), LOG_LEVEL=$$LOG_LEVEL, AUTH_JWT_SECRET=$$AUTH_JWT_SECRET"; \
+	echo "run-bench-server: in another terminal, set what flashload needs with: eval \"\$$(make -s bench-env)\""; \
+	echo "run-bench-server: or paste: $$($(BENCH_ENV))"; \
+	$(RUN_SERVER)
+
+bench-env: ## Print export lines for run-bench-server's database, Redis, JWT key and admin: eval "$(make -s bench-env)"
+	@$(DEV_ENV); \
+	$(DEV_ADMIN); \
+	$(BENCH_ENV)
+
+tools: ## Build the pinned grpcurl and ghz into bin/ (then: export PATH="$PWD/bin:$PATH")
+	$(GO) build -modfile=tools/go.mod -o bin/ github.com/fullstorydev/grpcurl/cmd/grpcurl github.com/bojand/ghz/cmd/ghz
 
 # Tests create their own databases on TEST_DATABASE_URL's server; CI=true (passed through from the
 # environment) turns a missing service into a failure instead of a skip.
