@@ -117,7 +117,8 @@ func Load() (Config, error) {
 }
 
 // LoadFrom builds a Config from environ (variable name to value), applying
-// defaults. It returns one error listing every problem found, one per line,
+// defaults; a <name>_FILE of SecretFileVars supplies <name> from a file. It
+// returns one error listing every problem found, one per line,
 // rather than stopping at the first. In DevMode without AUTH_JWT_SECRET it
 // generates a random secret and sets GeneratedSecret; it never logs.
 func LoadFrom(environ map[string]string) (Config, error) {
@@ -128,6 +129,11 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	var c Config
 	var problems []error
 	bad := map[string]bool{} // variables that did not parse; not validated further
+	environ, fileProblems := readSecretFiles(environ)
+	for _, p := range fileProblems {
+		bad[p.name] = true
+		problems = append(problems, p.err)
+	}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		var agg env.AggregateError
 		if !errors.As(err, &agg) {

@@ -2,6 +2,8 @@ package config
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +309,50 @@ func TestLogValueRedacts(t *testing.T) {
 	}
 	if !strings.Contains(out, "root@example.com") {
 		t.Errorf("logged config lacks the admin email:\n%s", out)
+	}
+}
+
+func TestLoadFromSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := LoadFrom(map[string]string{
+		"AUTH_JWT_SECRET_FILE": write("jwt", secret+"\n"),
+		"ADMIN_EMAIL":          "root@example.com",
+		"ADMIN_PASSWORD_FILE":  write("admin", "admin-password\r\n"),
+		"DATABASE_URL_FILE":    write("db", "postgres://app:hunter2@db/x"),
+		"REDIS_URL_FILE":       write("redis", "redis://:pw@cache:6379/0\n"),
+	})
+	if err != nil {
+		t.Fatalf("LoadFrom: %v", err)
+	}
+	if c.JWTSecret != secret || c.AdminPassword != "admin-password" ||
+		c.DatabaseURL != "postgres://app:hunter2@db/x" || c.RedisURL != "redis://:pw@cache:6379/0" {
+		t.Errorf("LoadFrom from files = secret %q, admin password %q, database %q, redis %q",
+			c.JWTSecret, c.AdminPassword, c.DatabaseURL, c.RedisURL)
+	}
+
+	_, err = LoadFrom(map[string]string{
+		"AUTH_JWT_SECRET_FILE": filepath.Join(dir, "missing"),
+		"ADMIN_EMAIL":          "root@example.com",
+		"ADMIN_PASSWORD":       "admin-password",
+		"ADMIN_PASSWORD_FILE":  write("admin2", "other"),
+	})
+	if err == nil {
+		t.Fatal("LoadFrom error = nil, want a missing file and a conflict")
+	}
+	for _, want := range []string{"AUTH_JWT_SECRET_FILE: open", "ADMIN_PASSWORD and ADMIN_PASSWORD_FILE are both set"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadFrom error =\n%v\nwant it to contain %q", err, want)
+		}
+	}
+	// The unreadable secret is reported once, not again as missing.
+	if strings.Contains(err.Error(), "AUTH_JWT_SECRET is required") {
+		t.Errorf("unreadable AUTH_JWT_SECRET_FILE also reported as a missing secret:\n%v", err)
 	}
 }
