@@ -12,6 +12,7 @@ GO ?= go
 TOOL := $(GO) tool -modfile=tools/go.mod
 # grpc-gateway v1.16.0 ships the google/api protos that the API imports (see buf.yaml).
 GOOGLEAPIS_MODULE := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
+OPENAPIV2_MODULE := github.com/grpc-ecosystem/grpc-gateway/v2
 SQLC_OUT := internal/postgres/dbsqlc
 GENERATED := gen $(SQLC_OUT)
 
@@ -112,13 +113,20 @@ services: ## Start PostgreSQL and Redis if needed and print their settings as ex
 services-stop: ## Stop the private PostgreSQL and Redis servers started under .dev/
 	@scripts/dev-services.sh stop
 
-third_party: third_party/googleapis ## Link the google/api protos from the Go module cache
+third_party: third_party/googleapis third_party/openapiv2/protoc-gen-openapiv2/options ## Link the google/api and OpenAPI option protos from the Go module cache
 
 # A file target: make finds a dangling link missing and makes it again.
 third_party/googleapis:
 	$(GO) mod download $(GOOGLEAPIS_MODULE)
 	mkdir -p third_party
 	ln -sfn "$$($(GO) env GOMODCACHE)/$(GOOGLEAPIS_MODULE)/third_party/googleapis" $@
+
+# protoc-gen-openapiv2's options (the document's title, security, errors), from the grpc-gateway v2
+# module go.mod requires, so the protos match the Go package the generated code imports.
+third_party/openapiv2/protoc-gen-openapiv2/options:
+	$(GO) mod download $(OPENAPIV2_MODULE)
+	mkdir -p $(@D)
+	ln -sfn "$$($(GO) list -m -f '{{.Dir}}' $(OPENAPIV2_MODULE))/protoc-gen-openapiv2/options" $@
 
 # Neither buf nor sqlc removes the files of a deleted proto or query file, so what they wrote goes
 # first, and only that: hand-written files such as gen/openapiv2/embed.go stay.
@@ -144,7 +152,8 @@ verify: generate breaking ## Check generated code is committed and current, buf 
 	cd tools && $(GO) mod tidy -diff
 
 # Compares proto/ with the main branch (or origin/main), checked out into a temporary folder with
-# the same googleapis link, so it works in shallow clones; skipped while main has no proto/ yet.
+# the same third_party links, so it works in shallow clones; skipped while main has no proto/ yet.
+# Only the proto module is compared: the third_party modules are not ours, and main may link fewer.
 breaking: third_party ## Check proto/ for breaking changes against the main branch
 	@ref=$$(git rev-parse -q --verify main^{commit} || git rev-parse -q --verify origin/main^{commit} || true); \
 	if [ -z "$$ref" ] || ! git cat-file -e "$$ref:proto" 2>/dev/null || ! git cat-file -e "$$ref:buf.yaml" 2>/dev/null; then \
@@ -155,6 +164,6 @@ breaking: third_party ## Check proto/ for breaking changes against the main bran
 	trap 'rm -rf "$$against"' EXIT; \
 	git archive "$$ref" buf.yaml proto | tar -x -C "$$against"; \
 	mkdir -p "$$against/third_party"; \
-	ln -s "$(CURDIR)/third_party/googleapis" "$$against/third_party/googleapis"; \
+	ln -s "$(CURDIR)/third_party/"* "$$against/third_party/"; \
 	echo "breaking: proto/ against $$(git rev-parse --short "$$ref")"; \
-	$(TOOL) buf breaking --against "$$against"
+	$(TOOL) buf breaking proto --against "$$against/proto"

@@ -5,12 +5,14 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -25,6 +27,7 @@ import (
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/gen/openapiv2"
+	"github.com/flashsale/flashsale/internal/buildinfo"
 	"github.com/flashsale/flashsale/internal/grpcapi"
 )
 
@@ -78,7 +81,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapiv2.JSON)
+		_, _ = w.Write(openAPIDocument())
 	})
 	if d.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -145,4 +148,32 @@ func readyz(deps map[string]Checker, log *slog.Logger) http.Handler {
 		}
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
+}
+
+// openAPIDocument is the generated OpenAPI document with info.version set to
+// this build's version: the proto options can only hold a placeholder.
+var openAPIDocument = sync.OnceValue(func() []byte {
+	b, err := withVersion(openapiv2.JSON, buildinfo.String())
+	if err != nil {
+		return openapiv2.JSON // a test keeps the generated document decodable
+	}
+	return b
+})
+
+// withVersion returns the OpenAPI document doc with info.version set to v.
+func withVersion(doc []byte, v string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &top); err != nil {
+		return nil, err
+	}
+	var info map[string]json.RawMessage
+	if err := json.Unmarshal(top["info"], &info); err != nil {
+		return nil, err
+	}
+	info["version"], _ = json.Marshal(v)
+	var err error
+	if top["info"], err = json.Marshal(info); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(top, "", "  ")
 }
