@@ -104,7 +104,7 @@ build: ## Build the binaries into bin/
 # Order modes the benchmark covers.
 BENCH_MODES ?= direct sync queue
 
-bench: ## Start the server on private PostgreSQL and Redis in each of BENCH_MODES, run the load scenarios, write docs/benchmarks.md
+bench: ## Start the server on private PostgreSQL and Redis in each of BENCH_MODES, run the load scenarios, overwrite docs/benchmarks.md
 	BENCH_MODES="$(BENCH_MODES)" scripts/bench.sh
 
 services: ## Start PostgreSQL and Redis if needed and print their settings as export lines
