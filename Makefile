@@ -21,7 +21,7 @@ GENERATED := gen $(SQLC_OUT)
 # recipe, which `eval "$(...)"` alone would not.
 DEV_ENV = dev_env=$$(scripts/dev-services.sh env) && eval "$$dev_env"
 
-.PHONY: help run run-bench-server bench-env tools test chaos build services services-stop generate third_party verify breaking browser bench
+.PHONY: help run run-bench-server bench-env tools test jq chaos build services services-stop generate third_party verify breaking browser bench
 
 help: ## Show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -61,12 +61,14 @@ bench-env: ## Print export lines for run-bench-server's database, Redis, JWT key
 	$(DEV_ADMIN); \
 	$(BENCH_ENV)
 
-tools: ## Build the pinned grpcurl and ghz into bin/ (then: export PATH="$PWD/bin:$PATH")
+tools: bin/grpcurl bin/ghz ## Build the pinned grpcurl and ghz into bin/ (then: export PATH="$PWD/bin:$PATH")
+
+bin/grpcurl bin/ghz &: tools/go.mod tools/go.sum
 	$(GO) build -modfile=tools/go.mod -o bin/ github.com/fullstorydev/grpcurl/cmd/grpcurl github.com/bojand/ghz/cmd/ghz
 
 # Tests create their own databases on TEST_DATABASE_URL's server; CI=true (passed through from the
 # environment) turns a missing service into a failure instead of a skip.
-test: browser ## Start PostgreSQL and Redis if needed, run all tests with the race detector
+test: browser jq ## Start PostgreSQL and Redis if needed, run all tests with the race detector
 	@$(DEV_ENV); \
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -96,6 +98,18 @@ browser: ## Install Chromium for the browser tests if missing (apt-get, as root)
 	else \
 		echo "browser: /usr/bin/chromium is missing; the browser tests will skip (fail under CI=true)." >&2; \
 		echo "browser: install it with: sudo apt-get install -y chromium" >&2; \
+	fi
+
+# The README's walk-through uses jq, and so does its test (cmd/flashsale/readme_test.go); without jq
+# that test skips, or fails under CI=true.
+jq: ## Install jq for the README test if missing (apt-get, as root)
+	@if command -v jq >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "jq: installing jq with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq; \
+	else \
+		echo "jq: jq is missing; the README test will skip (fail under CI=true)." >&2; \
+		echo "jq: install it with: sudo apt-get install -y jq" >&2; \
 	fi
 
 build: ## Build the binaries into bin/
