@@ -39,6 +39,9 @@ type productServer struct {
 }
 
 func (s *productServer) CreateProduct(ctx context.Context, req *flashsalev1.CreateProductRequest) (*flashsalev1.CreateProductResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	name := strings.TrimSpace(req.GetName())
 	switch {
@@ -83,6 +86,9 @@ func (s *productServer) CreateProduct(ctx context.Context, req *flashsalev1.Crea
 }
 
 func (s *productServer) GetProduct(ctx context.Context, req *flashsalev1.GetProductRequest) (*flashsalev1.GetProductResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {
@@ -96,6 +102,9 @@ func (s *productServer) GetProduct(ctx context.Context, req *flashsalev1.GetProd
 }
 
 func (s *productServer) ListProducts(ctx context.Context, req *flashsalev1.ListProductsRequest) (*flashsalev1.ListProductsResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())
 	if err := fe.err(); err != nil {
