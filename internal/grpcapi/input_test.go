@@ -200,6 +200,67 @@ func TestEveryTextFieldChecked(t *testing.T) {
 	}
 }
 
+// TestEveryIDFieldCanonical: every id field (id, *_id) of every request
+// takes a UUID only in its canonical 8-4-4-4-12 spelling, in either case;
+// the other spellings uuid.Parse knows are refused with a violation on the
+// field.
+func TestEveryIDFieldCanonical(t *testing.T) {
+	id := uuid.MustParse("0190a8e4-3c5e-7000-8000-00000000002a")
+	refused := []string{
+		"{" + id.String() + "}",
+		"urn:uuid:" + id.String(),
+		strings.ReplaceAll(id.String(), "-", ""),
+		" " + id.String(),
+		id.String() + " ",
+		"0190a8e4-3c5e-7000-8000-00000000002",   // a digit short
+		"0190a8e4-3c5e-7000-8000-00000000002ab", // a digit long
+		"0190a8e43-c5e-7000-8000-00000000002a",  // a hyphen misplaced
+		"0190a8e4-3c5e-7000-8000-00000000002g",  // not hex
+		"p1",
+	}
+	var checked int
+	for _, r := range everyRPC(t) {
+		for _, fd := range stringFields(r.input) {
+			if name := string(fd.Name()); name != "id" && !strings.HasSuffix(name, "_id") {
+				continue
+			}
+			for _, s := range refused {
+				err, panicked := r.try(t.Context(), withString(r.input, fd, s))
+				wantViolation(t, fmt.Sprintf("%s with %s=%q", r.name, fd.Name(), s), err, panicked, string(fd.Name()), "UUID", false)
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no id field found")
+	}
+}
+
+func TestParseID(t *testing.T) {
+	id := uuid.MustParse("0190a8e4-3c5e-7000-8000-00000000002a")
+	tests := []struct {
+		in   string
+		want uuid.UUID // uuid.Nil: refused
+	}{
+		{id.String(), id},
+		{strings.ToUpper(id.String()), id}, // hex digits in either case (RFC 9562)
+		{"0190A8E4-3c5e-7000-8000-00000000002A", id},
+		{uuid.Nil.String(), uuid.Nil}, // canonical, and refused by no rule here: the stores answer NotFound
+		{"", uuid.Nil},
+		{"{" + id.String() + "}", uuid.Nil},
+		{"urn:uuid:" + id.String(), uuid.Nil},
+		{strings.ReplaceAll(id.String(), "-", ""), uuid.Nil},
+	}
+	for _, tt := range tests {
+		var fe fieldErrors
+		got := parseID(&fe, "id", tt.in)
+		refused := len(fe) > 0
+		if got != tt.want || refused != (tt.want == uuid.Nil && tt.in != uuid.Nil.String()) {
+			t.Errorf("parseID(%q) = %v with violations %v, want %v", tt.in, got, fe, tt.want)
+		}
+	}
+}
+
 // TestCheckTextAcceptsText: what a text column holds passes, whatever the
 // script, and a request without text passes too.
 func TestCheckTextAcceptsText(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -69,4 +70,24 @@ func textProblem(s string) string {
 		return "must not contain NUL (U+0000) characters"
 	}
 	return ""
+}
+
+// parseID reads a required id field. Only the canonical spelling of a UUID
+// is accepted: 36 characters, hex digits in groups of 8-4-4-4-12 joined by
+// hyphens, in either case (RFC 9562 reads hex digits case-insensitively);
+// ids are always written back in lower case. uuid.Parse alone would also
+// take "{...}", "urn:uuid:..." and 32 digits without hyphens: one id with
+// several spellings, which the API does not promise and clients need not
+// guess at.
+func parseID(fe *fieldErrors, field, s string) uuid.UUID {
+	if s == "" {
+		fe.add(field, "is required")
+		return uuid.Nil
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != len(uuid.Nil.String()) {
+		fe.add(field, "must be a UUID in the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)")
+		return uuid.Nil
+	}
+	return id
 }
