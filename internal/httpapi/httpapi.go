@@ -55,13 +55,24 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw := runtime.NewServeMux(
+	var gw *runtime.ServeMux
+	gw = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler(routes)),
+		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+				if err := checkParams(r, params); err != nil {
+					_, m := runtime.MarshalerForRequest(gw, r)
+					errorHandler(r.Context(), gw, m, w, r, err)
+					return
+				}
+				next(w, r, params)
+			}
+		}),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
 	)

@@ -143,3 +143,35 @@ func TestMethodNotAllowed(t *testing.T) {
 		t.Errorf("GET /v1/products/not-an-id = %d, want 400 from the server", r.code)
 	}
 }
+
+// TestParamsNotUTF8: a path or query parameter that is not UTF-8 is 400
+// with a violation on it. The gateway's gRPC client cannot marshal it into
+// the request, and it answered 500 with grpc-go's marshalling error.
+func TestParamsNotUTF8(t *testing.T) {
+	base := newGateway(t)
+	tests := []struct {
+		path, field string
+	}{
+		{"/v1/products/%FF", "id"},
+		{"/v1/flash-sales/caf%C3", "id"},
+		{"/v1/products/%FF/sale-status", "product_id"},
+		{"/v1/products?pageToken=%FF", "pageToken"},
+		{"/v1/flash-sales?page_token=%ED%A0%80", "page_token"},
+		{"/v1/orders?flashSaleId=%FF", "flashSaleId"},
+	}
+	for _, tt := range tests {
+		r := do(t, "GET", base+tt.path)
+		var fields []string
+		for _, d := range r.body.Details {
+			for _, v := range d.FieldViolations {
+				fields = append(fields, v.Field)
+			}
+		}
+		if r.code != http.StatusBadRequest || strings.Join(fields, ",") != tt.field {
+			t.Errorf("GET %s = %d %q with violations on %v; want 400 with one on %s", tt.path, r.code, r.body.Message, fields, tt.field)
+		}
+		if strings.Contains(r.body.Message, "grpc") || strings.Contains(r.body.Message, ":") {
+			t.Errorf("GET %s message %q carries an internal error", tt.path, r.body.Message)
+		}
+	}
+}

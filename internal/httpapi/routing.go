@@ -3,9 +3,13 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -92,4 +96,42 @@ func routingErrorHandler(routes routeTable) runtime.RoutingErrorHandlerFunc {
 			Err:        status.Error(codes.Unimplemented, http.StatusText(http.StatusMethodNotAllowed)),
 		})
 	}
+}
+
+// checkParams refuses path and query parameters that are not valid UTF-8,
+// with InvalidArgument and a violation per parameter. The gateway would
+// put them in a proto string field, which its gRPC client cannot marshal:
+// the call failed as Internal, with grpc-go's own message. (What is valid
+// UTF-8, a NUL included, goes on to the server, which checks every text
+// field of every request.)
+func checkParams(r *http.Request, path map[string]string) error {
+	var bad []string
+	for k, v := range path {
+		if !utf8.ValidString(v) {
+			bad = append(bad, k)
+		}
+	}
+	if q, err := url.ParseQuery(r.URL.RawQuery); err == nil { // a malformed query is the gateway's to refuse
+		for k, vs := range q {
+			if !utf8.ValidString(k) || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
+				bad = append(bad, k)
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	br := &errdetails.BadRequest{}
+	for _, k := range bad {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field:       strings.ToValidUTF8(k, "\uFFFD"),
+			Description: "must be valid UTF-8",
+		})
+	}
+	st, err := status.New(codes.InvalidArgument, "invalid argument").WithDetails(br)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, "invalid argument")
+	}
+	return st.Err()
 }
