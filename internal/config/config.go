@@ -30,8 +30,8 @@ type OrderMode string
 const (
 	// OrderModeDirect places each order in its own Postgres transaction.
 	OrderModeDirect OrderMode = "direct"
-	// OrderModeSync admits through the Redis gate, then writes to Postgres
-	// in batches while the request waits for its result.
+	// OrderModeSync, the default, admits through the Redis gate, then
+	// writes to Postgres in batches while the request waits for its result.
 	OrderModeSync OrderMode = "sync"
 	// OrderModeQueue admits through the Redis gate and hands the order to a
 	// queue that workers drain; the request returns before the write.
@@ -195,8 +195,8 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("ORDERS_BATCH_WAIT_MS", c.OrdersBatchWaitMS, 0)
 	atLeast("ORDERS_QUEUE_MAX_QUEUED", c.OrdersQueueMaxQueued, 1)
 	atLeast("ORDERS_QUEUE_RETRY_AFTER_SECONDS", c.OrdersQueueRetryAfterSeconds, 1)
-	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0)
-	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1) // 0: no workers in serve, only `flashsale worker`
+	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0) // 0: no workers in serve, only `flashsale worker`
+	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1)
 
 	positiveRate := func(key string, v float64) {
 		check(key, v > 0 && !math.IsInf(v, 0), "%s=%v must be a positive number of tokens per second", key, v)
@@ -219,7 +219,7 @@ func LoadFrom(environ map[string]string) (Config, error) {
 }
 
 // OrderMode returns the order mode in force: queue when ORDERS_USE_QUEUE is
-// true, else ORDER_MODE, else direct.
+// true, else ORDER_MODE, else sync.
 func (c Config) OrderMode() OrderMode {
 	switch {
 	case c.OrdersUseQueue:

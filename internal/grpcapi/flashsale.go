@@ -35,6 +35,9 @@ type flashSaleServer struct {
 }
 
 func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.CreateFlashSaleRequest) (*flashsalev1.CreateFlashSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if req.GetStartsAt() == nil {
@@ -71,6 +74,9 @@ func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.
 }
 
 func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.GetFlashSaleRequest) (*flashsalev1.GetFlashSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {
@@ -88,6 +94,9 @@ func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.Get
 }
 
 func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.ListFlashSalesRequest) (*flashsalev1.ListFlashSalesResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())
 	now := s.now()
@@ -135,6 +144,9 @@ func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.L
 }
 
 func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.GetSaleStatusRequest) (*flashsalev1.GetSaleStatusResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if err := fe.err(); err != nil {
@@ -156,6 +168,9 @@ const (
 
 func (s *flashSaleServer) WatchSaleStatus(req *flashsalev1.WatchSaleStatusRequest, stream grpc.ServerStreamingServer[flashsalev1.WatchSaleStatusResponse]) error {
 	ctx := stream.Context()
+	if err := checkText(req); err != nil {
+		return toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if err := fe.err(); err != nil {
@@ -244,6 +259,9 @@ type Reconciler interface {
 }
 
 func (s *flashSaleServer) ReconcileSale(ctx context.Context, req *flashsalev1.ReconcileSaleRequest) (*flashsalev1.ReconcileSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {

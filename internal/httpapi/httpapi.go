@@ -51,24 +51,33 @@ type Deps struct {
 
 // New returns the HTTP handler of the whole REST facade.
 func New(ctx context.Context, d Deps) (http.Handler, error) {
-	gw := runtime.NewServeMux(
+	routes, err := newRouteTable(ctx, d.Conn)
+	if err != nil {
+		return nil, err
+	}
+	var gw *runtime.ServeMux
+	gw = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler(routes)),
+		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+				if err := checkParams(r, params); err != nil {
+					_, m := runtime.MarshalerForRequest(gw, r)
+					errorHandler(r.Context(), gw, m, w, r, err)
+					return
+				}
+				next(w, r, params)
+			}
+		}),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
 	)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		flashsalev1.RegisterAuthServiceHandler,
-		flashsalev1.RegisterProductServiceHandler,
-		flashsalev1.RegisterFlashSaleServiceHandler,
-		flashsalev1.RegisterOrderServiceHandler,
-	} {
-		if err := register(ctx, gw, d.Conn); err != nil {
-			return nil, fmt.Errorf("register gateway: %w", err)
-		}
+	if err := registerServices(ctx, gw, d.Conn); err != nil {
+		return nil, err
 	}
 
 	mux := http.NewServeMux()
@@ -91,6 +100,21 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		mux.Handle("/", gw) // the gateway answers unknown paths with a JSON 404
 	}
 	return mux, nil
+}
+
+// registerServices puts the routes of the four services on mux.
+func registerServices(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		flashsalev1.RegisterAuthServiceHandler,
+		flashsalev1.RegisterProductServiceHandler,
+		flashsalev1.RegisterFlashSaleServiceHandler,
+		flashsalev1.RegisterOrderServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	return nil
 }
 
 // errorHandler is grpc-gateway's own, plus a Retry-After header when the

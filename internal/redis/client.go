@@ -17,7 +17,13 @@
 //	<prefix>:{p:<id>}:s:<sale>:rejected   hash: user id -> rejected order id
 //	<prefix>:streams                      set of the stream keys workers read
 //	<prefix>:rl:<user id>                 hash: the user's token bucket
-//	<prefix>:cache:<key>                  read-through cache entries
+//	<prefix>:cache:<key>                  read-through cache entries; the catalog's are catalog:p:<product>,
+//	                                      catalog:s:<sale>, catalog:ps:<product> (its sales) and
+//	                                      catalog:v<version>:<list> (ProductList, SaleList pages)
+//	<prefix>:catalog:version              integer: the version in the catalog's list keys, bumped by an admin's create
+//
+// TestKeysDocumented fails when a key the package writes is missing here, or
+// a line here matches none.
 //
 // A sale's keys expire 24 hours after the sale ends, the product's with its
 // last loaded sale's (PEXPIREAT). The stream has no TTL: a worker's Read
