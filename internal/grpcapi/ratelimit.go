@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -36,27 +37,21 @@ type Limits struct {
 
 type limiter struct {
 	global *rate.Limiter
+	perIP  *buckets
 	limits Limits
 	log    *slog.Logger
-
-	mu    sync.Mutex
-	perIP map[string]*ipBucket
 }
 
-type ipBucket struct {
-	*rate.Limiter
-	seen time.Time
-}
-
-// maxIPBuckets bounds the per-IP table; idle buckets are dropped past it.
-const maxIPBuckets = 100_000
+// ipTableSize bounds the per-IP table: about 200 bytes a bucket, so 20 MB
+// when full. Past it the least recently seen address is forgotten.
+const ipTableSize = 100_000
 
 func newLimiter(l Limits, log *slog.Logger) *limiter {
 	return &limiter{
 		global: rate.NewLimiter(rate.Limit(l.GlobalRefill), l.GlobalCapacity),
+		perIP:  newBuckets(ipTableSize, l.IPCapacity, l.IPRefill),
 		limits: l,
 		log:    log,
-		perIP:  map[string]*ipBucket{},
 	}
 }
 
@@ -100,24 +95,54 @@ func take(b *rate.Limiter, now time.Time, scope string) error {
 	return nil
 }
 
-func (l *limiter) ipBucket(ip string, now time.Time) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.perIP[ip]
-	if !ok {
-		if len(l.perIP) >= maxIPBuckets {
-			for k, v := range l.perIP {
-				if now.Sub(v.seen) > time.Minute {
-					delete(l.perIP, k)
-				}
-			}
-		}
-		b = &ipBucket{Limiter: rate.NewLimiter(rate.Limit(l.limits.IPRefill), l.limits.IPCapacity)}
-		l.perIP[ip] = b
-	}
-	b.seen = now
-	return b.Limiter
+func (l *limiter) ipBucket(ip string, _ time.Time) *rate.Limiter {
+	return l.perIP.get(ip)
 }
+
+// buckets is a table of token buckets by key (a client address), bounded
+// and O(1) per lookup: an expirable LRU holds at most size buckets, drops
+// the least recently used one to make room, and forgets a key unseen for
+// its ttl, by which time its bucket would have refilled anyway.
+//
+// (golang-lru's expirable LRU runs one goroutine per table, which it never
+// stops; a limiter lives as long as its server, so that is one goroutine
+// for the life of the process.)
+type buckets struct {
+	capacity int
+	refill   rate.Limit
+
+	mu  sync.Mutex // makes get's lookup-or-create one step
+	lru *expirable.LRU[string, *rate.Limiter]
+}
+
+func newBuckets(size, capacity int, refill float64) *buckets {
+	// A bucket idle this long is full again, so forgetting it changes
+	// nothing; at least a minute so that a refill of many tokens a second
+	// does not make the table churn.
+	ttl := max(time.Minute, time.Duration(float64(capacity)/refill*float64(time.Second)))
+	return &buckets{
+		capacity: capacity,
+		refill:   rate.Limit(refill),
+		lru:      expirable.NewLRU[string, *rate.Limiter](size, nil, ttl),
+	}
+}
+
+// get is key's bucket, a full one for a key not seen within the ttl.
+func (b *buckets) get(key string) *rate.Limiter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.lru.Get(key)
+	if !ok {
+		l = rate.NewLimiter(b.refill, b.capacity)
+	}
+	// Add again even when found: the expirable LRU counts its ttl from the
+	// last Add, and a key in use must not be dropped with an empty bucket
+	// only to come back with a full one.
+	b.lru.Add(key, l)
+	return l
+}
+
+func (b *buckets) len() int { return b.lru.Len() }
 
 // clientIP is the peer's address, or, when the peer is this host's gateway,
 // the HTTP client's address it forwarded. A remote peer's x-forwarded-for is
