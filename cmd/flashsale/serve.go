@@ -71,9 +71,10 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		return err
 	}
 	started()
+	clientIP := grpcapi.NewClientIP(cfg.TrustedProxies()) // shared by the gateway and the gRPC server
 	deps := grpcapi.Deps{
 		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
-		Now: now, Log: log, Metrics: reg,
+		Now: now, Log: log, Metrics: reg, ClientIP: clientIP,
 	}
 	if orders.gate != nil {
 		deps.Status, deps.Reconciler = orders.status, orders
@@ -114,6 +115,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		Log:      log,
 		Pprof:    cfg.DebugPprof,
 		UI:       web.Handler(),
+		ClientIP: clientIP,
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -99,6 +100,11 @@ type Config struct {
 	RLIPRefill          float64 `env:"RL_IP_REFILL" envDefault:"50"`
 	RLUserOrderCapacity int     `env:"RL_USER_ORDER_CAPACITY" envDefault:"5"`
 	RLUserOrderRefill   float64 `env:"RL_USER_ORDER_REFILL" envDefault:"1"`
+
+	// TrustedProxiesSetting is TRUSTED_PROXIES as given: comma-separated
+	// CIDRs or addresses of the proxies whose X-Forwarded-For is believed.
+	// Use TrustedProxies, which parses it.
+	TrustedProxiesSetting string `env:"TRUSTED_PROXIES"`
 
 	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
 	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTP_ADDR,
@@ -208,6 +214,9 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("RL_USER_ORDER_CAPACITY", c.RLUserOrderCapacity, 1)
 	positiveRate("RL_USER_ORDER_REFILL", c.RLUserOrderRefill)
 
+	_, err := parsePrefixes(c.TrustedProxiesSetting)
+	check("TRUSTED_PROXIES", err == nil, "TRUSTED_PROXIES=%q: %v", c.TrustedProxiesSetting, err)
+
 	atLeast("RECONCILE_INTERVAL_SECONDS", c.ReconcileIntervalSeconds, 1)
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
 	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
@@ -256,6 +265,37 @@ func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
 }
 
+// TrustedProxies are the networks of TRUSTED_PROXIES (none by default): a
+// bare address is a network of one.
+func (c Config) TrustedProxies() []netip.Prefix {
+	p, _ := parsePrefixes(c.TrustedProxiesSetting) // checked by LoadFrom
+	return p
+}
+
+// parsePrefixes reads a comma-separated list of CIDRs and addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR such as 10.0.0.0/8 nor an address", f)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // ShutdownTimeout bounds the graceful drain on shutdown.
 func (c Config) ShutdownTimeout() time.Duration {
 	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
@@ -291,6 +331,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("orders_worker_concurrency", c.OrdersWorkerConcurrency),
 		slog.Bool("orders_queue_allow_volatile", c.OrdersQueueAllowVolatile),
 		slog.Bool("rl_disabled", c.RLDisabled),
+		slog.String("trusted_proxies", c.TrustedProxiesSetting),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -127,6 +128,26 @@ func TestLoadFromOverrides(t *testing.T) {
 	}
 }
 
+func TestTrustedProxies(t *testing.T) {
+	for _, tt := range []struct {
+		setting string
+		want    string
+	}{
+		{"", "[]"},
+		{"10.0.0.0/8", "[10.0.0.0/8]"},
+		{" 10.1.2.3/8 , 192.0.2.7,2001:db8::/32,::ffff:198.51.100.1, ", "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.1/32]"},
+		{"::ffff:10.0.0.0/104", "[10.0.0.0/8]"},
+	} {
+		c, err := LoadFrom(with("TRUSTED_PROXIES", tt.setting))
+		if err != nil {
+			t.Fatalf("LoadFrom(TRUSTED_PROXIES=%q): %v", tt.setting, err)
+		}
+		if got := fmt.Sprint(c.TrustedProxies()); got != tt.want {
+			t.Errorf("TRUSTED_PROXIES=%q: TrustedProxies() = %s, want %s", tt.setting, got, tt.want)
+		}
+	}
+}
+
 func TestLoadFromDevModeGeneratesSecret(t *testing.T) {
 	a, err := LoadFrom(map[string]string{"FLASHSALE_DEV": "true"})
 	if err != nil {
@@ -220,6 +241,8 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"zero startup", with("STARTUP_TIMEOUT_SECONDS", "0"), "STARTUP_TIMEOUT_SECONDS=0 must be at least 1"},
 		{"startup not a number", with("STARTUP_TIMEOUT_SECONDS", "1m"), `STARTUP_TIMEOUT_SECONDS="1m" must be a whole number`},
 		{"bad volatile flag", with("ORDERS_QUEUE_ALLOW_VOLATILE", "yes"), `ORDERS_QUEUE_ALLOW_VOLATILE="yes" must be true or false`},
+		{"bad trusted proxy", with("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"), `TRUSTED_PROXIES="10.0.0.0/8, proxy.internal": "proxy.internal" is neither a CIDR`},
+		{"bad trusted cidr", with("TRUSTED_PROXIES", "10.0.0.0/33"), `"10.0.0.0/33" is neither a CIDR`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

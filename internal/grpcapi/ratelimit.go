@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +11,6 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/internal/auth"
@@ -39,6 +36,7 @@ type limiter struct {
 	global *rate.Limiter
 	perIP  *buckets
 	limits Limits
+	ips    *ClientIP
 	log    *slog.Logger
 }
 
@@ -46,11 +44,12 @@ type limiter struct {
 // when full. Past it the least recently seen address is forgotten.
 const ipTableSize = 100_000
 
-func newLimiter(l Limits, log *slog.Logger) *limiter {
+func newLimiter(l Limits, ips *ClientIP, log *slog.Logger) *limiter {
 	return &limiter{
 		global: rate.NewLimiter(rate.Limit(l.GlobalRefill), l.GlobalCapacity),
 		perIP:  newBuckets(ipTableSize, l.IPCapacity, l.IPRefill),
 		limits: l,
+		ips:    ips,
 		log:    log,
 	}
 }
@@ -66,7 +65,7 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	if err := take(l.global, now, "global"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
-	if err := take(l.ipBucket(clientIP(ctx), now), now, "ip"); err != nil {
+	if err := take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
 	if info.FullMethod == flashsalev1.OrderService_PlaceOrder_FullMethodName && l.limits.Users != nil {
@@ -93,10 +92,6 @@ func take(b *rate.Limiter, now time.Time, scope string) error {
 		return &rateLimited{scope: scope, retryAfter: d}
 	}
 	return nil
-}
-
-func (l *limiter) ipBucket(ip string, _ time.Time) *rate.Limiter {
-	return l.perIP.get(ip)
 }
 
 // buckets is a table of token buckets by key (a client address), bounded
@@ -143,24 +138,3 @@ func (b *buckets) get(key string) *rate.Limiter {
 }
 
 func (b *buckets) len() int { return b.lru.Len() }
-
-// clientIP is the peer's address, or, when the peer is this host's gateway,
-// the HTTP client's address it forwarded. A remote peer's x-forwarded-for is
-// not trusted.
-func clientIP(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "unknown"
-	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		host = p.Addr.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
-			first, _, _ := strings.Cut(xff[0], ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	return host
-}

@@ -41,6 +41,9 @@ type Deps struct {
 	Metrics  prometheus.Registerer
 	// Limits, when set, puts token buckets in front of the API (RL_*).
 	Limits *Limits
+	// ClientIP says who is calling, for per-IP limits; nil trusts no
+	// proxy and no gateway (every REST call then counts as loopback's).
+	ClientIP *ClientIP
 	// Status, when set, answers GetSaleStatus from the gate's cached status
 	// instead of PostgreSQL (sync and queue modes).
 	Status StatusReader
@@ -93,7 +96,7 @@ func NewServer(d Deps) *Server {
 	// a service implementing ServiceAuthFuncOverride; none here does.)
 	unary = append(unary, authn)
 	if d.Limits != nil {
-		unary = append(unary, newLimiter(*d.Limits, d.Log).unary)
+		unary = append(unary, newLimiter(*d.Limits, d.ClientIP, d.Log).unary)
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recover))
 	s := grpc.NewServer(

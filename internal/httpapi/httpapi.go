@@ -47,6 +47,10 @@ type Deps struct {
 	UI http.Handler
 	// Pprof serves the runtime profiles under /debug/pprof/.
 	Pprof bool
+	// ClientIP derives each HTTP client's address (TRUSTED_PROXIES) and
+	// passes it to the gRPC server in metadata only this process can set;
+	// the gRPC server must be given the same one.
+	ClientIP *grpcapi.ClientIP
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -59,6 +63,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
+		runtime.WithMetadata(d.ClientIP.GatewayMetadata),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		flashsalev1.RegisterAuthServiceHandler,
