@@ -54,7 +54,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	defer store.Close()
 
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.TokenTTL(), now)
-	users := auth.NewService(store, tokens, now, log)
+	users := auth.NewService(store, tokens, now, log, auth.WithHasher(auth.NewHasher(cfg.AuthHashConcurrency, cfg.AuthHashWait())))
 	if cfg.AdminEmail != "" {
 		if _, err := users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)

@@ -60,6 +60,13 @@ type Config struct {
 	// JWTSecret signs access tokens; at least MinJWTSecretLength bytes.
 	JWTSecret       string `env:"AUTH_JWT_SECRET"`
 	TokenTTLSeconds int    `env:"AUTH_TOKEN_TTL_SECONDS" envDefault:"3600"`
+	// AuthHashConcurrency is how many argon2id password hashes (19 MiB
+	// each) run at once; 0 leaves it to auth.DefaultHashConcurrency (half
+	// of GOMAXPROCS, at least one).
+	AuthHashConcurrency int `env:"AUTH_HASH_CONCURRENCY"`
+	// AuthHashWaitMS is how long a sign-up or sign-in waits for a hashing
+	// slot before it is answered Unavailable.
+	AuthHashWaitMS int `env:"AUTH_HASH_WAIT_MS" envDefault:"1000"`
 	// GeneratedSecret is set when DevMode made up JWTSecret because none was
 	// given; tokens then die with the process, so the caller should warn.
 	GeneratedSecret bool `env:"-"`
@@ -197,6 +204,8 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast := func(key string, v, min int) {
 		check(key, v >= min, "%s=%d must be at least %d", key, v, min)
 	}
+	atLeast("AUTH_HASH_CONCURRENCY", c.AuthHashConcurrency, 0)
+	atLeast("AUTH_HASH_WAIT_MS", c.AuthHashWaitMS, 0)
 	atLeast("ORDERS_BATCH_SIZE", c.OrdersBatchSize, 1)
 	atLeast("ORDERS_BATCH_WAIT_MS", c.OrdersBatchWaitMS, 0)
 	atLeast("ORDERS_QUEUE_MAX_QUEUED", c.OrdersQueueMaxQueued, 1)
@@ -243,6 +252,11 @@ func (c Config) OrderMode() OrderMode {
 // TokenTTL is how long an access token stays valid.
 func (c Config) TokenTTL() time.Duration {
 	return time.Duration(c.TokenTTLSeconds) * time.Second
+}
+
+// AuthHashWait is how long a password hash waits for room.
+func (c Config) AuthHashWait() time.Duration {
+	return time.Duration(c.AuthHashWaitMS) * time.Millisecond
 }
 
 // OrdersBatchWait is how long a batch waits to fill before it is written.
@@ -323,6 +337,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("generated_secret", c.GeneratedSecret),
 		slog.Duration("token_ttl", c.TokenTTL()),
+		slog.Int("auth_hash_concurrency", c.AuthHashConcurrency),
+		slog.Duration("auth_hash_wait", c.AuthHashWait()),
 		slog.String("admin_email", c.AdminEmail),
 		slog.String("order_mode", string(c.OrderMode())),
 		slog.Int("orders_batch_size", c.OrdersBatchSize),

@@ -33,6 +33,7 @@ func TestLoadFromDefaults(t *testing.T) {
 		LogLevel:                     "info",
 		JWTSecret:                    secret,
 		TokenTTLSeconds:              3600,
+		AuthHashWaitMS:               1000,
 		OrdersBatchSize:              200,
 		OrdersBatchWaitMS:            2,
 		OrdersQueueMaxQueued:         100000,
@@ -58,6 +59,7 @@ func TestLoadFromDefaults(t *testing.T) {
 		got, want time.Duration
 	}{
 		{"TokenTTL", got.TokenTTL(), time.Hour},
+		{"AuthHashWait", got.AuthHashWait(), time.Second},
 		{"OrdersBatchWait", got.OrdersBatchWait(), 2 * time.Millisecond},
 		{"OrdersQueueRetryAfter", got.OrdersQueueRetryAfter(), 2 * time.Second},
 		{"ReconcileInterval", got.ReconcileInterval(), 30 * time.Second},
@@ -94,6 +96,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		"ORDERS_BATCH_SIZE", "", // empty means default
 		"ORDERS_QUEUE_ALLOW_VOLATILE", "true",
 		"STARTUP_TIMEOUT_SECONDS", "5",
+		"AUTH_HASH_CONCURRENCY", "3",
+		"AUTH_HASH_WAIT_MS", "0",
 	))
 	if err != nil {
 		t.Fatalf("LoadFrom: %v", err)
@@ -120,6 +124,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		{"RLGlobalRefill", got.RLGlobalRefill, 0.5},
 		{"OrdersQueueAllowVolatile", got.OrdersQueueAllowVolatile, true},
 		{"StartupTimeout", got.StartupTimeout(), 5 * time.Second},
+		{"AuthHashConcurrency", got.AuthHashConcurrency, 3},
+		{"AuthHashWait", got.AuthHashWait(), time.Duration(0)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -241,6 +247,8 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"zero startup", with("STARTUP_TIMEOUT_SECONDS", "0"), "STARTUP_TIMEOUT_SECONDS=0 must be at least 1"},
 		{"startup not a number", with("STARTUP_TIMEOUT_SECONDS", "1m"), `STARTUP_TIMEOUT_SECONDS="1m" must be a whole number`},
 		{"bad volatile flag", with("ORDERS_QUEUE_ALLOW_VOLATILE", "yes"), `ORDERS_QUEUE_ALLOW_VOLATILE="yes" must be true or false`},
+		{"negative hash concurrency", with("AUTH_HASH_CONCURRENCY", "-1"), "AUTH_HASH_CONCURRENCY=-1 must be at least 0"},
+		{"negative hash wait", with("AUTH_HASH_WAIT_MS", "-5"), "AUTH_HASH_WAIT_MS=-5 must be at least 0"},
 		{"bad trusted proxy", with("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"), `TRUSTED_PROXIES="10.0.0.0/8, proxy.internal": "proxy.internal" is neither a CIDR`},
 		{"bad trusted cidr", with("TRUSTED_PROXIES", "10.0.0.0/33"), `"10.0.0.0/33" is neither a CIDR`},
 	}
