@@ -84,10 +84,16 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		if err != nil {
 			return fmt.Errorf("rate limits: %w", err)
 		}
+		authIP, logins, err := orders.authLimiters(cfg)
+		if err != nil {
+			return fmt.Errorf("rate limits: %w", err)
+		}
 		deps.Limits = &grpcapi.Limits{
 			GlobalCapacity: cfg.RLGlobalCapacity, GlobalRefill: cfg.RLGlobalRefill,
 			IPCapacity: cfg.RLIPCapacity, IPRefill: cfg.RLIPRefill,
-			Users: perUser,
+			Users:          perUser,
+			AuthIPCapacity: cfg.RLAuthIPCapacity, AuthIPRefill: cfg.RLAuthIPRefill,
+			AuthIP: authIP, Logins: logins,
 		}
 	}
 	gs := grpcapi.NewServer(deps)

@@ -107,6 +107,15 @@ type Config struct {
 	RLIPRefill          float64 `env:"RL_IP_REFILL" envDefault:"50"`
 	RLUserOrderCapacity int     `env:"RL_USER_ORDER_CAPACITY" envDefault:"5"`
 	RLUserOrderRefill   float64 `env:"RL_USER_ORDER_REFILL" envDefault:"1"`
+	// RLAuthIP* is the bucket per client IP for Register and Login
+	// together: each hashes a password, so it is far stricter than RL_IP_*.
+	RLAuthIPCapacity int     `env:"RL_AUTH_IP_CAPACITY" envDefault:"20"`
+	RLAuthIPRefill   float64 `env:"RL_AUTH_IP_REFILL" envDefault:"1"`
+	// RLLoginFailuresFree is how many logins to one account may go without
+	// a success before each further one waits a delay that doubles from 1 s
+	// up to RLLoginBackoffMaxSeconds.
+	RLLoginFailuresFree      int `env:"RL_LOGIN_FAILURES_FREE" envDefault:"5"`
+	RLLoginBackoffMaxSeconds int `env:"RL_LOGIN_BACKOFF_MAX_SECONDS" envDefault:"60"`
 
 	// TrustedProxiesSetting is TRUSTED_PROXIES as given: comma-separated
 	// CIDRs or addresses of the proxies whose X-Forwarded-For is believed.
@@ -222,6 +231,10 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	positiveRate("RL_IP_REFILL", c.RLIPRefill)
 	atLeast("RL_USER_ORDER_CAPACITY", c.RLUserOrderCapacity, 1)
 	positiveRate("RL_USER_ORDER_REFILL", c.RLUserOrderRefill)
+	atLeast("RL_AUTH_IP_CAPACITY", c.RLAuthIPCapacity, 1)
+	positiveRate("RL_AUTH_IP_REFILL", c.RLAuthIPRefill)
+	atLeast("RL_LOGIN_FAILURES_FREE", c.RLLoginFailuresFree, 0)
+	atLeast("RL_LOGIN_BACKOFF_MAX_SECONDS", c.RLLoginBackoffMaxSeconds, 1)
 
 	_, err := parsePrefixes(c.TrustedProxiesSetting)
 	check("TRUSTED_PROXIES", err == nil, "TRUSTED_PROXIES=%q: %v", c.TrustedProxiesSetting, err)
@@ -277,6 +290,11 @@ func (c Config) OrdersClaimIdle() time.Duration {
 // ReconcileInterval is how often Redis stock is reconciled with Postgres.
 func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
+}
+
+// RLLoginBackoffMax is the longest delay between logins to one account.
+func (c Config) RLLoginBackoffMax() time.Duration {
+	return time.Duration(c.RLLoginBackoffMaxSeconds) * time.Second
 }
 
 // TrustedProxies are the networks of TRUSTED_PROXIES (none by default): a

@@ -2,6 +2,8 @@ package grpcapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"strings"
 	"sync"
@@ -21,8 +23,23 @@ type UserLimiter interface {
 	Allow(ctx context.Context, userID uuid.UUID) (ok bool, retryAfter time.Duration, err error)
 }
 
+// KeyLimiter is a token bucket per key shared by every process (Redis).
+type KeyLimiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
+// LoginBackoff slows down guessing one account's password, across every
+// process (Redis).
+type LoginBackoff interface {
+	// Begin counts a login attempt on account; a positive wait refuses it.
+	Begin(ctx context.Context, account string) (wait time.Duration, err error)
+	// Succeeded forgets the account's attempts.
+	Succeeded(ctx context.Context, account string) error
+}
+
 // Limits are the token buckets in front of the API. Global and per-IP
-// buckets live in this process; the per-user order bucket is shared.
+// buckets live in this process; the per-user order bucket, the sign-in
+// buckets and the login backoff are shared through Redis when it is there.
 type Limits struct {
 	GlobalCapacity int
 	GlobalRefill   float64 // tokens per second
@@ -30,11 +47,22 @@ type Limits struct {
 	IPRefill       float64
 	// Users limits PlaceOrder attempts per user; nil for none.
 	Users UserLimiter
+	// AuthIPCapacity and AuthIPRefill are a second, stricter bucket per
+	// client IP for Register and Login together, each of which costs a
+	// password hash; 0 capacity for none.
+	AuthIPCapacity int
+	AuthIPRefill   float64
+	// AuthIP, when set, keeps those buckets in Redis, shared by every
+	// process; without it, or while it fails, they live in this process.
+	AuthIP KeyLimiter
+	// Logins, when set, backs off repeated logins to one account.
+	Logins LoginBackoff
 }
 
 type limiter struct {
 	global *rate.Limiter
 	perIP  *buckets
+	authIP *buckets // nil: no sign-in limit
 	limits Limits
 	ips    *ClientIP
 	log    *slog.Logger
@@ -45,18 +73,23 @@ type limiter struct {
 const ipTableSize = 100_000
 
 func newLimiter(l Limits, ips *ClientIP, log *slog.Logger) *limiter {
-	return &limiter{
+	lim := &limiter{
 		global: rate.NewLimiter(rate.Limit(l.GlobalRefill), l.GlobalCapacity),
 		perIP:  newBuckets(ipTableSize, l.IPCapacity, l.IPRefill),
 		limits: l,
 		ips:    ips,
 		log:    log,
 	}
+	if l.AuthIPCapacity > 0 {
+		lim.authIP = newBuckets(ipTableSize, l.AuthIPCapacity, l.AuthIPRefill)
+	}
+	return lim
 }
 
 // unary applies the global and per-IP buckets to every flashsale call (not
-// health or reflection), and the per-user bucket to PlaceOrder. It runs
-// after authentication, so the caller is known.
+// health or reflection), the sign-in buckets and the login backoff to
+// Register and Login, and the per-user bucket to PlaceOrder. It runs after
+// authentication, so the caller is known.
 func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !strings.HasPrefix(info.FullMethod, "/flashsale.") {
 		return handler(ctx, req)
@@ -65,11 +98,24 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	if err := take(l.global, now, "global"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
-	if err := take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
+	ip := limitKey(l.ips.fromContext(ctx))
+	if err := take(l.perIP.get(ip), now, "ip"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
-	if info.FullMethod == flashsalev1.OrderService_PlaceOrder_FullMethodName && l.limits.Users != nil {
-		if c, ok := auth.CallerFrom(ctx); ok {
+	switch info.FullMethod {
+	case flashsalev1.AuthService_Register_FullMethodName:
+		if err := l.takeSignIn(ctx, ip, now); err != nil {
+			return nil, toStatus(ctx, l.log, err)
+		}
+	case flashsalev1.AuthService_Login_FullMethodName:
+		if err := l.takeSignIn(ctx, ip, now); err != nil {
+			return nil, toStatus(ctx, l.log, err)
+		}
+		if l.limits.Logins != nil {
+			return l.login(ctx, req, handler)
+		}
+	case flashsalev1.OrderService_PlaceOrder_FullMethodName:
+		if c, ok := auth.CallerFrom(ctx); ok && l.limits.Users != nil {
 			allowed, wait, err := l.limits.Users.Allow(ctx, c.UserID)
 			if err != nil {
 				// Redis trouble must not stop orders: the gate has its own answer.
@@ -80,6 +126,59 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 		}
 	}
 	return handler(ctx, req)
+}
+
+// takeSignIn takes a token from ip's sign-in bucket: the shared one, or
+// this process's when there is none or Redis fails, so that losing Redis
+// does not lift the limit.
+func (l *limiter) takeSignIn(ctx context.Context, ip string, now time.Time) error {
+	if l.authIP == nil {
+		return nil
+	}
+	if l.limits.AuthIP != nil {
+		ok, wait, err := l.limits.AuthIP.Allow(ctx, ip)
+		switch {
+		case err == nil && ok:
+			return nil
+		case err == nil:
+			return &rateLimited{scope: "sign-in", retryAfter: wait}
+		}
+		l.log.WarnContext(ctx, "shared sign-in rate limit unavailable; using this process's", "err", err)
+	}
+	return take(l.authIP.get(ip), now, "sign-in")
+}
+
+// login runs a Login past the account's backoff, and forgets the account's
+// failures when it succeeds. Unknown emails back off like known ones, so a
+// refusal says nothing about whether the account exists.
+func (l *limiter) login(ctx context.Context, req any, handler grpc.UnaryHandler) (any, error) {
+	r, _ := req.(*flashsalev1.LoginRequest)
+	account := accountKey(r.GetEmail())
+	wait, err := l.limits.Logins.Begin(ctx, account)
+	switch {
+	case err != nil:
+		// The sign-in buckets and the hashing bound still hold.
+		l.log.WarnContext(ctx, "login backoff unavailable", "err", err)
+	case wait > 0:
+		return nil, toStatus(ctx, l.log, &rateLimited{scope: "account sign-in", retryAfter: wait})
+	}
+	resp, err := handler(ctx, req)
+	if err == nil {
+		// Even if the caller has gone: the password was right.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if err := l.limits.Logins.Succeeded(sctx, account); err != nil {
+			l.log.WarnContext(ctx, "login backoff not reset", "err", err)
+		}
+	}
+	return resp, err
+}
+
+// accountKey names an account in the backoff's keys without writing its
+// email to Redis.
+func accountKey(email string) string {
+	sum := sha256.Sum256([]byte(auth.NormalizeEmail(email)))
+	return hex.EncodeToString(sum[:16])
 }
 
 func take(b *rate.Limiter, now time.Time, scope string) error {
