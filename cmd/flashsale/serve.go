@@ -75,6 +75,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	deps := grpcapi.Deps{
 		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
 		Now: now, Log: log, Metrics: reg, ClientIP: clientIP,
+		WatchMaxStreams: cfg.WatchMaxStreams, WatchMaxStreamsPerIP: cfg.WatchMaxStreamsPerIP,
 	}
 	if orders.gate != nil {
 		deps.Status, deps.Reconciler = orders.status, orders

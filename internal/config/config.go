@@ -117,6 +117,12 @@ type Config struct {
 	RLLoginFailuresFree      int `env:"RL_LOGIN_FAILURES_FREE" envDefault:"5"`
 	RLLoginBackoffMaxSeconds int `env:"RL_LOGIN_BACKOFF_MAX_SECONDS" envDefault:"60"`
 
+	// WatchMaxStreams and WatchMaxStreamsPerIP cap the open
+	// WatchSaleStatus streams of this process, in all and per client
+	// address; they hold with RL_DISABLED too.
+	WatchMaxStreams      int `env:"WATCH_MAX_STREAMS" envDefault:"10000"`
+	WatchMaxStreamsPerIP int `env:"WATCH_MAX_STREAMS_PER_IP" envDefault:"50"`
+
 	// TrustedProxiesSetting is TRUSTED_PROXIES as given: comma-separated
 	// CIDRs or addresses of the proxies whose X-Forwarded-For is believed.
 	// Use TrustedProxies, which parses it.
@@ -236,6 +242,8 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("RL_LOGIN_FAILURES_FREE", c.RLLoginFailuresFree, 0)
 	atLeast("RL_LOGIN_BACKOFF_MAX_SECONDS", c.RLLoginBackoffMaxSeconds, 1)
 
+	atLeast("WATCH_MAX_STREAMS", c.WatchMaxStreams, 1)
+	atLeast("WATCH_MAX_STREAMS_PER_IP", c.WatchMaxStreamsPerIP, 1)
 	_, err := parsePrefixes(c.TrustedProxiesSetting)
 	check("TRUSTED_PROXIES", err == nil, "TRUSTED_PROXIES=%q: %v", c.TrustedProxiesSetting, err)
 
@@ -366,6 +374,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("orders_queue_allow_volatile", c.OrdersQueueAllowVolatile),
 		slog.Bool("rl_disabled", c.RLDisabled),
 		slog.String("trusted_proxies", c.TrustedProxiesSetting),
+		slog.Int("watch_max_streams", c.WatchMaxStreams),
+		slog.Int("watch_max_streams_per_ip", c.WatchMaxStreamsPerIP),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),

@@ -128,6 +128,21 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	return handler(ctx, req)
 }
 
+// stream applies the global and per-IP buckets to opening a flashsale
+// stream (WatchSaleStatus), as unary does to a call.
+func (l *limiter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, "/flashsale.") {
+		ctx, now := ss.Context(), time.Now()
+		if err := take(l.global, now, "global"); err != nil {
+			return toStatus(ctx, l.log, err)
+		}
+		if err := take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
+			return toStatus(ctx, l.log, err)
+		}
+	}
+	return handler(srv, ss)
+}
+
 // takeSignIn takes a token from ip's sign-in bucket: the shared one, or
 // this process's when there is none or Redis fails, so that losing Redis
 // does not lift the limit.

@@ -61,6 +61,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithStreamErrorHandler(streamErrorHandler),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
 		runtime.WithMetadata(d.ClientIP.GatewayMetadata),
@@ -77,7 +78,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxBodyBytes))
+	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
 	mux.Handle("GET /readyz", readyz(d.Ready, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
@@ -102,14 +103,40 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 // status carries RetryInfo (queue busy, rate limited).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
-		for _, d := range st.Details() {
-			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-				secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
-				w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
-			}
-		}
+		setRetryAfter(w.Header(), st)
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// streamErrorHandler is grpc-gateway's own for a stream's error, plus the
+// Retry-After header of errorHandler when the stream is refused before its
+// first message (too many streams, rate limited): the gateway gives it no
+// writer, so withWriter leaves one in the request's context.
+func streamErrorHandler(ctx context.Context, err error) *status.Status {
+	st := runtime.DefaultStreamErrorHandler(ctx, err)
+	if w, ok := ctx.Value(writerKey{}).(http.ResponseWriter); ok {
+		setRetryAfter(w.Header(), st) // too late, and harmless, once the stream has begun
+	}
+	return st
+}
+
+type writerKey struct{}
+
+func withWriter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), writerKey{}, w)))
+	})
+}
+
+// setRetryAfter sets Retry-After, in whole seconds rounded up, from the
+// status's RetryInfo, if it has one.
+func setRetryAfter(h http.Header, st *status.Status) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+			h.Set("Retry-After", fmt.Sprint(max(secs, 1)))
+		}
+	}
 }
 
 // httpCode applies the status a handler asked for through the x-http-code
