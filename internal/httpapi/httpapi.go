@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -122,9 +123,15 @@ func streamErrorHandler(ctx context.Context, err error) *status.Status {
 
 type writerKey struct{}
 
+// withWriter puts the writer of a streaming call (the :watch routes) in
+// its request's context, for streamErrorHandler; unary calls, the hot path,
+// go through untouched.
 func withWriter(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), writerKey{}, w)))
+		if strings.HasSuffix(r.URL.Path, ":watch") {
+			r = r.WithContext(context.WithValue(r.Context(), writerKey{}, w))
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
