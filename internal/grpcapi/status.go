@@ -38,6 +38,9 @@ const (
 	// ReasonOrderInProgress: the caller's earlier order in this sale
 	// (ErrorInfo metadata order_id) is being written; retry shortly.
 	ReasonOrderInProgress = "ORDER_IN_PROGRESS"
+	// ReasonAuthBusy: as many password hashes are running as the server's
+	// memory budget allows (AUTH_HASH_CONCURRENCY); retry shortly.
+	ReasonAuthBusy = "AUTH_BUSY"
 )
 
 // metaOrderID is the ErrorInfo metadata key of the order an error concerns:
@@ -144,6 +147,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 			orderReason(ReasonOrderInProgress, orderIDOf(err)), retryInfo(time.Second))
 	case errors.As(err, &busy):
 		return withDetails(codes.Unavailable, busy.Error(), reason(ReasonQueueBusy), retryInfo(busy.RetryAfter))
+	case errors.Is(err, auth.ErrBusy):
+		return withDetails(codes.Unavailable, auth.ErrBusy.Error()+"; retry shortly", reason(ReasonAuthBusy), retryInfo(time.Second))
 	case errors.As(err, &limited):
 		return withDetails(codes.ResourceExhausted, limited.Error(), reason(ReasonRateLimited), retryInfo(limited.retryAfter))
 	case errors.Is(err, order.ErrUnavailable):

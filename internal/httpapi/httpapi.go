@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -47,6 +48,10 @@ type Deps struct {
 	UI http.Handler
 	// Pprof serves the runtime profiles under /debug/pprof/.
 	Pprof bool
+	// ClientIP derives each HTTP client's address (TRUSTED_PROXIES) and
+	// passes it to the gRPC server in metadata only this process can set;
+	// the gRPC server must be given the same one.
+	ClientIP *grpcapi.ClientIP
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -73,15 +78,17 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 				next(w, r, params)
 			}
 		}),
+		runtime.WithStreamErrorHandler(streamErrorHandler),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
+		runtime.WithMetadata(d.ClientIP.GatewayMetadata),
 	)
 	if err := registerServices(ctx, gw, d.Conn); err != nil {
 		return nil, err
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxBodyBytes))
+	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
 	mux.Handle("GET /readyz", readyz(d.Ready, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
@@ -121,14 +128,46 @@ func registerServices(ctx context.Context, mux *runtime.ServeMux, conn *grpc.Cli
 // status carries RetryInfo (queue busy, rate limited).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
-		for _, d := range st.Details() {
-			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-				secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
-				w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
-			}
-		}
+		setRetryAfter(w.Header(), st)
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// streamErrorHandler is grpc-gateway's own for a stream's error, plus the
+// Retry-After header of errorHandler when the stream is refused before its
+// first message (too many streams, rate limited): the gateway gives it no
+// writer, so withWriter leaves one in the request's context.
+func streamErrorHandler(ctx context.Context, err error) *status.Status {
+	st := runtime.DefaultStreamErrorHandler(ctx, err)
+	if w, ok := ctx.Value(writerKey{}).(http.ResponseWriter); ok {
+		setRetryAfter(w.Header(), st) // too late, and harmless, once the stream has begun
+	}
+	return st
+}
+
+type writerKey struct{}
+
+// withWriter puts the writer of a streaming call (the :watch routes) in
+// its request's context, for streamErrorHandler; unary calls, the hot path,
+// go through untouched.
+func withWriter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ":watch") {
+			r = r.WithContext(context.WithValue(r.Context(), writerKey{}, w))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// setRetryAfter sets Retry-After, in whole seconds rounded up, from the
+// status's RetryInfo, if it has one.
+func setRetryAfter(h http.Header, st *status.Status) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+			h.Set("Retry-After", fmt.Sprint(max(secs, 1)))
+		}
+	}
 }
 
 // httpCode applies the status a handler asked for through the x-http-code
