@@ -71,6 +71,22 @@ func TestKeysDocumented(t *testing.T) {
 		t.Fatalf("Settle: %v", err)
 	}
 
+	// A named limiter and the login backoff.
+	named, err := redis.NewLimiter(c, "signin-ip", 5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := named.Allow(ctx, "192.0.2.1"); err != nil {
+		t.Fatalf("Limiter.Allow: %v", err)
+	}
+	backoff, err := redis.NewLoginBackoff(c, 5, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backoff.Begin(ctx, "someone@example.com"); err != nil {
+		t.Fatalf("LoginBackoff.Begin: %v", err)
+	}
+
 	// The per-user limiter.
 	lim, err := redis.NewUserLimiter(c, 5, 1)
 	if err != nil {
