@@ -21,7 +21,7 @@ GENERATED := gen $(SQLC_OUT)
 # recipe, which `eval "$(...)"` alone would not.
 DEV_ENV = dev_env=$$(scripts/dev-services.sh env) && eval "$$dev_env"
 
-.PHONY: help run run-bench-server bench-env tools test jq chaos build services services-stop generate third_party verify breaking browser bench
+.PHONY: help run run-bench-server bench-env tools test jq chaos build services services-stop generate third_party verify tracked breaking browser bench
 
 help: ## Show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -151,7 +151,7 @@ generate: third_party ## Regenerate gen/ (buf) and internal/postgres/dbsqlc (sql
 	$(TOOL) sqlc generate
 
 # gofmt errors (a file deleted but still in the index) are shown but not fatal: go vet checks syntax.
-verify: generate breaking ## Check generated code is committed and current, buf lint and breaking, go vet, gofmt, go mod tidy
+verify: tracked generate breaking ## Check no big or binary file is tracked, generated code is committed and current, buf lint and breaking, go vet, gofmt, go mod tidy
 	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
 		echo "verify: generated code is stale; run make generate and commit the result:" >&2; \
 		git status --short -- $(GENERATED) >&2; \
@@ -164,6 +164,21 @@ verify: generate breaking ## Check generated code is committed and current, buf 
 	if [ -n "$$unformatted" ]; then echo "verify: not gofmt-ed:" >&2; echo "$$unformatted" >&2; exit 1; fi
 	$(GO) mod tidy -diff
 	cd tools && $(GO) mod tidy -diff
+
+# A binary that `go build` left at the top level was once committed (51 MB in every clone since):
+# a tracked file over MAX_TRACKED_BYTES, or any ELF executable, fails verify.
+MAX_TRACKED_BYTES := 1048576
+
+tracked: ## Check that no tracked file is over 1 MiB or an ELF binary
+	@big=$$(git ls-files -z | while IFS= read -r -d '' f; do \
+		[ -f "$$f" ] && [ ! -L "$$f" ] || continue; \
+		if [ "$$(stat -c %s -- "$$f")" -gt $(MAX_TRACKED_BYTES) ]; then echo "  $$f: over 1 MiB"; \
+		elif [ "$$(head -c 4 -- "$$f" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ]; then echo "  $$f: an ELF binary"; fi; \
+	done); \
+	if [ -n "$$big" ]; then \
+		echo "tracked: files that belong outside git (build outputs, data); git rm --cached them:" >&2; \
+		echo "$$big" >&2; exit 1; \
+	fi
 
 # Compares proto/ with the main branch (or origin/main), checked out into a temporary folder with
 # the same third_party links, so it works in shallow clones; skipped while main has no proto/ yet.

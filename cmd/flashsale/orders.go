@@ -100,6 +100,21 @@ func (p *orderPath) userLimiter(cfg config.Config) (grpcapi.UserLimiter, error) 
 	return redis.NewUserLimiter(p.redis, cfg.RLUserOrderCapacity, cfg.RLUserOrderRefill)
 }
 
+// authLimiters are the sign-in buckets per IP and the login backoff, shared
+// through Redis; nil in direct mode, where the buckets are per process and
+// there is no backoff.
+func (p *orderPath) authLimiters(cfg config.Config) (grpcapi.KeyLimiter, grpcapi.LoginBackoff, error) {
+	if p.redis == nil {
+		return nil, nil, nil
+	}
+	ip, err := redis.NewLimiter(p.redis, "signin-ip", cfg.RLAuthIPCapacity, cfg.RLAuthIPRefill)
+	if err != nil {
+		return nil, nil, err
+	}
+	logins, err := redis.NewLoginBackoff(p.redis, cfg.RLLoginFailuresFree, cfg.RLLoginBackoffMax())
+	return ip, logins, err
+}
+
 // cachedStore is the PostgreSQL store with its catalog reads and writes
 // going through catalog (the client-side cache in the fast modes).
 type cachedStore struct {

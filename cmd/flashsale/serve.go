@@ -54,7 +54,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	defer store.Close()
 
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.TokenTTL(), now)
-	users := auth.NewService(store, tokens, now, log)
+	users := auth.NewService(store, tokens, now, log, auth.WithHasher(auth.NewHasher(cfg.AuthHashConcurrency, cfg.AuthHashWait())))
 	if cfg.AdminEmail != "" {
 		if _, err := users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)
@@ -71,9 +71,11 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		return err
 	}
 	started()
+	clientIP := grpcapi.NewClientIP(cfg.TrustedProxies()) // shared by the gateway and the gRPC server
 	deps := grpcapi.Deps{
 		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
-		Now: now, Log: log, Metrics: reg,
+		Now: now, Log: log, Metrics: reg, ClientIP: clientIP,
+		WatchMaxStreams: cfg.WatchMaxStreams, WatchMaxStreamsPerIP: cfg.WatchMaxStreamsPerIP,
 	}
 	if orders.gate != nil {
 		deps.Status, deps.Reconciler = orders.status, orders
@@ -83,10 +85,16 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		if err != nil {
 			return fmt.Errorf("rate limits: %w", err)
 		}
+		authIP, logins, err := orders.authLimiters(cfg)
+		if err != nil {
+			return fmt.Errorf("rate limits: %w", err)
+		}
 		deps.Limits = &grpcapi.Limits{
 			GlobalCapacity: cfg.RLGlobalCapacity, GlobalRefill: cfg.RLGlobalRefill,
 			IPCapacity: cfg.RLIPCapacity, IPRefill: cfg.RLIPRefill,
-			Users: perUser,
+			Users:          perUser,
+			AuthIPCapacity: cfg.RLAuthIPCapacity, AuthIPRefill: cfg.RLAuthIPRefill,
+			AuthIP: authIP, Logins: logins,
 		}
 	}
 	gs := grpcapi.NewServer(deps)
@@ -114,6 +122,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		Log:      log,
 		Pprof:    cfg.DebugPprof,
 		UI:       web.Handler(),
+		ClientIP: clientIP,
 	})
 	if err != nil {
 		return err
