@@ -63,19 +63,28 @@ func TestChaos(t *testing.T) {
 		testenv.Missing(t, "redis-server not installed (apt-get install redis-server): %v", err)
 	}
 	bin := buildFlashsale(t)
-	results := map[string][]chaosCheck{}
+	phases := map[string]*chaosPhase{}
+	checks := map[string][]chaosCheck{}
 	modes := []string{"direct", "sync", "queue"}
 	for i, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			p := &chaosPhase{t: t, seed: seed, stream: uint64(i), mode: mode, load: total / time.Duration(len(modes)), bin: bin, redisPath: redisPath}
-			results[mode] = p.run()
+			phases[mode] = p
+			checks[mode] = p.run()
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos summary, seed %d (violations per check):", seed)
+	fmt.Fprintf(&b, "chaos summary, seed %d, %v of buyers:", seed, total)
 	for _, mode := range modes {
-		for _, c := range results[mode] {
-			fmt.Fprintf(&b, "\n  %-6s %4d  %s", mode, len(c.Violations), c.Name)
+		p := phases[mode]
+		if p == nil || len(checks[mode]) == 0 {
+			fmt.Fprintf(&b, "\n  %s: did not run to the end", mode)
+			continue
+		}
+		fmt.Fprintf(&b, "\n  %s: PlaceOrder %s\n    faults %s; processes that exited on their own: %d; harness failures: %d",
+			mode, formatCounts(chaosOutcomes(p.calls)), formatCounts(p.kinds), len(p.exits), len(p.harness))
+		for _, c := range checks[mode] {
+			fmt.Fprintf(&b, "\n    %5d  %s", len(c.Violations), c.Name)
 		}
 	}
 	t.Log(b.String())
@@ -159,7 +168,7 @@ func (p *chaosPhase) run() []chaosCheck {
 	rng := rand.New(rand.NewPCG(p.seed, p.stream))
 	t.Logf("seed %d, mode %s: %v of buyers", p.seed, p.mode, p.load)
 	p.kinds = map[string]int{}
-	p.setUp(rng)
+	p.setUp()
 	products := p.createSales(rng)
 	steps := p.drawBuyers(rng, products)
 	faults, reconciles := p.drawFaults(rng)
@@ -195,7 +204,7 @@ func (p *chaosPhase) run() []chaosCheck {
 }
 
 // setUp starts the processes and creates the users.
-func (p *chaosPhase) setUp(rng *rand.Rand) {
+func (p *chaosPhase) setUp() {
 	t := p.t
 	dbURL := pgtest.NewDatabase(t)
 	p.db = openPool(t, dbURL)
@@ -549,7 +558,7 @@ func retryable(c chaosCall) bool {
 		return true
 	}
 	switch c.Code {
-	case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown, codes.DeadlineExceeded:
+	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown, codes.DeadlineExceeded:
 		return true
 	}
 	return false
@@ -783,7 +792,7 @@ func (p *chaosPhase) reconcileSales(ctx context.Context, reconciles []chaosRecon
 		c.End = time.Now()
 		p.record(c)
 		p.mu.Lock()
-		p.kinds["ReconcileSale"]++
+		p.kinds["ReconcileSale "+c.outcome()]++
 		p.mu.Unlock()
 	}
 }

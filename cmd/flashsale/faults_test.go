@@ -514,6 +514,9 @@ func startServe(t *testing.T, bin string, vars map[string]string) *serveProc {
 		"ADMIN_EMAIL":      testAdminEmail,
 		"ADMIN_PASSWORD":   testAdminPassword,
 		"RL_DISABLED":      "true",
+		// Tests sign up users at once, and a hash under -race takes ~100 ms
+		// on a busy box: let them queue for a slot rather than get 503s.
+		"AUTH_HASH_WAIT_MS": "60000",
 		// The test Redis servers keep no AOF; startup_test.go tests the refusal.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 		// Warnings and errors only: one info line per call would bury them.

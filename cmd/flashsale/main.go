@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -20,17 +21,19 @@ import (
 	"github.com/flashsale/flashsale/internal/config"
 )
 
-const usage = `usage: flashsale <command>
+const usage = `usage: flashsale <command> [arguments]
 
 commands:
   serve         run the gRPC API (GRPC_ADDR) and the REST/JSON API and web page (HTTP_ADDR)
   worker        write queued orders to PostgreSQL (ORDER_MODE=queue)
-  reconcile     rebuild the Redis gate state of SALE_ID, or of every open sale, from PostgreSQL
+  reconcile [SALE_ID]
+                rebuild the Redis gate state of SALE_ID, or of every open sale, from PostgreSQL
   migrate       apply the embedded database migrations to DATABASE_URL
   demo          seed an admin, a product and a sale open now; print commands to try
   create-admin  create or update the admin named by ADMIN_EMAIL and ADMIN_PASSWORD
 
-Configuration comes from the environment; see README.md.
+help, -h, --help and <command> -h print this. Configuration comes from the
+environment; see README.md.
 `
 
 func main() {
@@ -55,11 +58,24 @@ func main() {
 
 var errUsage = errors.New("usage")
 
+// commands are the ones run dispatches; an unknown one is a usage error,
+// found before the configuration is read.
+var commands = []string{"serve", "worker", "reconcile", "migrate", "demo", "create-admin"}
+
 // run is the whole program; main only turns its error into an exit code.
 // It reads the configuration and hands it to package app, which builds and
 // runs what the command needs.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
+		return errUsage
+	}
+	// Help needs no configuration: answer it before config.Load, which
+	// fails without AUTH_JWT_SECRET.
+	if wantsHelp(args) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if !slices.Contains(commands, args[0]) {
 		return errUsage
 	}
 	cfg, err := config.Load()
@@ -90,9 +106,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return demo(ctx, cfg, log, now, stdout)
 	case "create-admin":
 		return createAdmin(ctx, cfg, log, now, stdout)
-	case "help", "-h", "--help":
-		_, err := fmt.Fprint(stdout, usage)
-		return err
 	}
 	return errUsage
 }
@@ -132,4 +145,17 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 	}
 	_, err = fmt.Fprintf(out, "sale %s: %d left, %d buyers\n", id, remaining, buyers)
 	return err
+}
+
+// wantsHelp reports whether args ask for usage: `help`, `-h` or `--help`
+// as the command, or `-h`, `-help` or `--help` after any command.
+func wantsHelp(args []string) bool {
+	for i, a := range args {
+		switch {
+		case i == 0 && a == "help",
+			a == "-h", a == "-help", a == "--help":
+			return true
+		}
+	}
+	return false
 }

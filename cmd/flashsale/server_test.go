@@ -47,6 +47,9 @@ func startServer(t *testing.T, env ...string) *testServer {
 		"ADMIN_PASSWORD":   testAdminPassword,
 		"ORDER_MODE":       "direct",
 		"RL_DISABLED":      "true",
+		// Tests sign up dozens of users at once, and a hash under -race
+		// takes ~100 ms: let them queue for a slot rather than get 503s.
+		"AUTH_HASH_WAIT_MS": "60000",
 		// The shared test Redis keeps no AOF; startup_test.go tests the refusal.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 		// Stopped when the test ends, with nothing to drain for.

@@ -218,7 +218,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	}
 	a.store = store
 	tokens := auth.NewTokens([]byte(a.cfg.JWTSecret), a.cfg.TokenTTL(), a.now)
-	users := auth.NewService(store, tokens, a.now, a.log)
+	users := auth.NewService(store, tokens, a.now, a.log, auth.WithHasher(auth.NewHasher(a.cfg.AuthHashConcurrency, a.cfg.AuthHashWait())))
 	if a.cfg.AdminEmail != "" {
 		if _, err := users.EnsureAdmin(ctx, a.cfg.AdminEmail, a.cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)
@@ -232,9 +232,11 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	}
 	started()
 
+	clientIP := grpcapi.NewClientIP(a.cfg.TrustedProxies()) // shared by the gateway and the gRPC server
 	deps := grpcapi.Deps{
 		Auth: users, Products: a.catalog, Sales: a.catalog, SaleService: a.orders, Orders: a.orders,
-		Now: a.now, Log: a.log, Metrics: a.metrics,
+		Now: a.now, Log: a.log, Metrics: a.metrics, ClientIP: clientIP,
+		WatchMaxStreams: a.cfg.WatchMaxStreams, WatchMaxStreamsPerIP: a.cfg.WatchMaxStreamsPerIP,
 	}
 	if a.gate != nil {
 		deps.Reconciler = a.orders
@@ -243,15 +245,24 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		limits := &grpcapi.Limits{
 			GlobalCapacity: a.cfg.RLGlobalCapacity, GlobalRefill: a.cfg.RLGlobalRefill,
 			IPCapacity: a.cfg.RLIPCapacity, IPRefill: a.cfg.RLIPRefill,
+			AuthIPCapacity: a.cfg.RLAuthIPCapacity, AuthIPRefill: a.cfg.RLAuthIPRefill,
 		}
-		// The per-user order bucket lives in Redis, shared by every
-		// process; direct mode uses no Redis, and has none.
+		// The per-user order bucket, the sign-in buckets per IP and the
+		// login backoff live in Redis, shared by every process; direct mode
+		// uses no Redis: its sign-in buckets are per process, and it has no
+		// per-user bucket or backoff.
 		if a.redis != nil {
 			perUser, err := redis.NewUserLimiter(a.redis, a.cfg.RLUserOrderCapacity, a.cfg.RLUserOrderRefill)
 			if err != nil {
 				return fmt.Errorf("rate limits: %w", err)
 			}
 			limits.Users = perUser
+			if limits.AuthIP, err = redis.NewLimiter(a.redis, "signin-ip", a.cfg.RLAuthIPCapacity, a.cfg.RLAuthIPRefill); err != nil {
+				return fmt.Errorf("rate limits: %w", err)
+			}
+			if limits.Logins, err = redis.NewLoginBackoff(a.redis, a.cfg.RLLoginFailuresFree, a.cfg.RLLoginBackoffMax()); err != nil {
+				return fmt.Errorf("rate limits: %w", err)
+			}
 		}
 		deps.Limits = limits
 	}
@@ -271,6 +282,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Log:      a.log,
 		Pprof:    a.cfg.DebugPprof,
 		UI:       web.Handler(),
+		ClientIP: clientIP,
 	})
 	if err != nil {
 		return err

@@ -39,9 +39,15 @@ type flashSaleServer struct {
 	reconciler Reconciler
 	now        func() time.Time
 	log        *slog.Logger
+	// watch serves WatchSaleStatus; ips says who is calling, for its caps.
+	watch *watchHub
+	ips   *ClientIP
 }
 
 func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.CreateFlashSaleRequest) (*flashsalev1.CreateFlashSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if req.GetStartsAt() == nil {
@@ -78,6 +84,9 @@ func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.
 }
 
 func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.GetFlashSaleRequest) (*flashsalev1.GetFlashSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {
@@ -95,6 +104,9 @@ func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.Get
 }
 
 func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.ListFlashSalesRequest) (*flashsalev1.ListFlashSalesResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())
 	now := s.now()
@@ -142,6 +154,9 @@ func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.L
 }
 
 func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.GetSaleStatusRequest) (*flashsalev1.GetSaleStatusResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if err := fe.err(); err != nil {
@@ -154,46 +169,40 @@ func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.Ge
 	return st, nil
 }
 
-// Pacing of WatchSaleStatus: how often it looks, and the longest it stays
-// silent (clients use server_time for their countdowns).
-const (
-	watchPoll      = 500 * time.Millisecond
-	watchHeartbeat = 5 * time.Second
-)
-
+// WatchSaleStatus sends the product's sale status at once, then whenever
+// it changes, and at least every watchHeartbeat; the product's feed
+// (watchHub) reads it for every watcher at once. Streams are capped per
+// client address and in all.
 func (s *flashSaleServer) WatchSaleStatus(req *flashsalev1.WatchSaleStatusRequest, stream grpc.ServerStreamingServer[flashsalev1.WatchSaleStatusResponse]) error {
 	ctx := stream.Context()
+	if err := checkText(req); err != nil {
+		return toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if err := fe.err(); err != nil {
 		return toStatus(ctx, s.log, err)
 	}
-	var last *flashsalev1.GetSaleStatusResponse
-	var sentAt time.Time
-	tick := time.NewTicker(watchPoll)
-	defer tick.Stop()
+	release, err := s.watch.admit(limitKey(s.ips.fromContext(ctx)))
+	if err != nil {
+		return err
+	}
+	defer release()
+	w, f := s.watch.subscribe(productID)
+	defer s.watch.unsubscribe(w, f)
 	for {
-		st, err := s.saleStatus(ctx, productID)
-		if err != nil {
-			return toStatus(ctx, s.log, err)
-		}
-		if last == nil || changed(last, st) || time.Since(sentAt) >= watchHeartbeat {
-			if err := stream.Send(&flashsalev1.WatchSaleStatusResponse{Status: st}); err != nil {
-				return err
-			}
-			last, sentAt = st, time.Now()
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case u := <-w.updates:
+			if u.err != nil {
+				return toStatus(ctx, s.log, u.err)
+			}
+			if err := stream.Send(&flashsalev1.WatchSaleStatusResponse{Status: u.status}); err != nil {
+				return err
+			}
 		}
 	}
-}
-
-// changed reports whether a watcher should hear about b after a.
-func changed(a, b *flashsalev1.GetSaleStatusResponse) bool {
-	return a.GetState() != b.GetState() || a.GetRemaining() != b.GetRemaining() || a.GetFlashSaleId() != b.GetFlashSaleId()
 }
 
 // saleStatus is the product's sale status (order.Service.SaleStatus) as the API shows it.
@@ -219,6 +228,9 @@ type Reconciler interface {
 }
 
 func (s *flashSaleServer) ReconcileSale(ctx context.Context, req *flashsalev1.ReconcileSaleRequest) (*flashsalev1.ReconcileSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {

@@ -37,6 +37,9 @@ type orderServer struct {
 }
 
 func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrderRequest) (*flashsalev1.PlaceOrderResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
@@ -77,6 +80,9 @@ func outcome(err error) string {
 }
 
 func (s *orderServer) CheckOrder(ctx context.Context, req *flashsalev1.CheckOrderRequest) (*flashsalev1.CheckOrderResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
@@ -96,6 +102,9 @@ func (s *orderServer) CheckOrder(ctx context.Context, req *flashsalev1.CheckOrde
 }
 
 func (s *orderServer) ListOrders(ctx context.Context, req *flashsalev1.ListOrdersRequest) (*flashsalev1.ListOrdersResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())

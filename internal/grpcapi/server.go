@@ -44,6 +44,13 @@ type Deps struct {
 	// SaleService creates sales and answers GetSaleStatus and
 	// WatchSaleStatus (the order service).
 	SaleService SaleService
+	// ClientIP says who is calling, for per-IP limits; nil trusts no
+	// proxy and no gateway (every REST call then counts as loopback's).
+	ClientIP *ClientIP
+	// WatchMaxStreams and WatchMaxStreamsPerIP cap the open
+	// WatchSaleStatus streams in all and per client address (0: the
+	// defaults); they hold with rate limits off too.
+	WatchMaxStreams, WatchMaxStreamsPerIP int
 	// Reconciler rebuilds a sale's gate state (ReconcileSale); nil in direct mode.
 	Reconciler Reconciler
 }
@@ -132,10 +139,14 @@ func NewServer(d Deps) *Server {
 	// method without an access rule is refused. (grpcauth would skip it for
 	// a service implementing ServiceAuthFuncOverride; none here does.)
 	unary = append(unary, authn)
+	stream = append(stream, authnStream)
 	if d.Limits != nil {
-		unary = append(unary, newLimiter(*d.Limits, d.Log).unary)
+		limits := newLimiter(*d.Limits, d.ClientIP, d.Log)
+		unary = append(unary, limits.unary)
+		stream = append(stream, limits.stream)
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recover))
+	stream = append(stream, recovery.StreamServerInterceptor(recover))
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		// A Stop that cuts calls short still waits for their handlers, so
@@ -150,15 +161,15 @@ func NewServer(d Deps) *Server {
 		grpc.NumStreamWorkers(uint32(64*runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(append(stream,
-			authnStream,
-			recovery.StreamServerInterceptor(recover),
 			// Innermost, so the access log and metrics see how it ended.
 			endOnShutdown(streamsEnded),
 		)...),
 	)
 	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
 	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
-	flashsalev1.RegisterFlashSaleServiceServer(s, &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log})
+	sales := &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
+	sales.watch = newWatchHub(sales.saleStatus, d.WatchMaxStreams, d.WatchMaxStreamsPerIP, d.Log)
+	flashsalev1.RegisterFlashSaleServiceServer(s, sales)
 	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)

@@ -229,7 +229,10 @@ func (s *Service) alreadyOrdered(ctx context.Context, o Order) error {
 func (s *Service) soldOut(ctx context.Context, sl sale.Sale, userID uuid.UUID) (held uuid.UUID, inProgress bool, err error) {
 	held, inProgress, found, err := s.cfg.Gate.Holder(ctx, sl, userID)
 	switch {
-	case err != nil, !found:
+	case err != nil:
+		// Not knowing whether they won, a winner must not be told they lost.
+		return uuid.Nil, false, fmt.Errorf("%w: gate: %w", ErrUnavailable, err)
+	case !found:
 		return uuid.Nil, false, ErrSoldOut
 	case inProgress:
 		return held, true, &OrderError{Err: ErrInProgress, OrderID: held}
