@@ -3,7 +3,8 @@
 # bin/flashsale on a fresh database (flashsale_bench_<mode>) on the dev PostgreSQL, runs the standard
 # scenarios with bin/flashload over gRPC and over REST, stops the server, and renders
 # docs/benchmarks.md from the JSON summaries (kept under .bench/, with a CSV of every non-success
-# response per run).
+# response per run). That overwrites the committed docs/benchmarks.md: commit it, or
+# `git checkout docs/benchmarks.md` to keep the published run.
 #
 #   BENCH_MODES="direct sync queue" scripts/bench.sh
 #   BENCH_DURATION=20s  caps each timed scenario (rush and write-bound stop earlier when every user tried)

@@ -168,7 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // run is the whole program; main only turns its error into an exit code.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if len(args) > 0 && args[0] == "render" {
 		return render(args[1:], stdout)
 	}
@@ -181,7 +181,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
-		defer f.Close()
+		defer func() {
+			if cerr := f.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("cpu profile: %w", cerr))
+			}
+		}()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}

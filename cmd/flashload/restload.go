@@ -97,6 +97,10 @@ func runREST(ctx context.Context, bases []string, l load) (time.Duration, int64,
 	urls := make([]string, len(bases))
 	for i, b := range bases {
 		urls[i] = b + path
+		// Built once here so that a bad URL fails the run, not every call.
+		if _, err := http.NewRequest(method, urls[i], nil); err != nil {
+			return 0, 0, fmt.Errorf("rest request: %w", err)
+		}
 	}
 	client := newHTTPClient(l.concurrency, l.timeout)
 	defer client.CloseIdleConnections()
@@ -136,7 +140,10 @@ func runREST(ctx context.Context, bases []string, l load) (time.Duration, int64,
 				}
 				// A call started is finished even if the run's time is up,
 				// so no answer is lost.
-				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), method, urls[n%int64(len(urls))], bytes.NewReader(body))
+				req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), method, urls[n%int64(len(urls))], bytes.NewReader(body))
+				if err != nil {
+					panic(err) // method and urls were checked before the loop
+				}
 				userIdx := -1
 				userID := ""
 				if l.op == opOrder {

@@ -49,6 +49,9 @@ func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
 		"AUTH_JWT_SECRET="+smokeSecret,
 		"ADMIN_EMAIL="+smokeAdmin, "ADMIN_PASSWORD="+smokePassword,
 		"ORDER_MODE=direct", "RL_DISABLED=true", "LOG_LEVEL=warn",
+		// The harness signs users up at once; let them queue for a hashing
+		// slot on a busy box rather than get 503s.
+		"AUTH_HASH_WAIT_MS=60000",
 	)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -274,12 +274,13 @@ func (p *chaosPhase) setUp() {
 		"RECONCILE_INTERVAL_SECONDS": "1",
 		"ORDERS_CLAIM_IDLE_SECONDS":  "1",
 		"SHUTDOWN_TIMEOUT_SECONDS":   "2",
+		"SHUTDOWN_DRAIN_SECONDS":     "0",
 	}
 	if p.mode != "direct" && p.onCluster {
 		p.cluster = clustertest.Start(t)
 		env["REDIS_URL"] = p.cluster.URL()
 	} else if p.mode != "direct" {
-		port := chaosPort(t)
+		port := freePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		p.redis = &chaosProc{
 			name: "redis", path: p.redisPath, env: childEnv(nil),
@@ -299,8 +300,8 @@ func (p *chaosPhase) setUp() {
 	p.rest = &http.Client{Timeout: chaosCallTime, Transport: &http.Transport{MaxIdleConnsPerHost: chaosBuyers}}
 	for i := range cmp.Or(p.serveCount, chaosServes) {
 		senv := maps.Clone(env)
-		senv["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(chaosPort(t))
-		senv["GRPC_ADDR"] = "127.0.0.1:" + strconv.Itoa(chaosPort(t))
+		senv["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		senv["GRPC_ADDR"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		base := "http://" + senv["HTTP_ADDR"]
 		s := &chaosProc{
 			name: fmt.Sprintf("serve-%d", i), path: p.bin, args: []string{"serve"}, env: childEnv(senv),
@@ -1280,32 +1281,4 @@ func redisPing(addr string) error {
 		return fmt.Errorf("PING: %s", line)
 	}
 	return nil
-}
-
-var chaosPorts = struct {
-	sync.Mutex
-	taken map[int]bool
-}{taken: map[int]bool{}}
-
-// chaosPort is a free TCP port below Linux's ephemeral range (32768-60999),
-// so a process restarted on it never finds it taken by some connection's
-// local end; each is handed out once per test binary.
-func chaosPort(t *testing.T) int {
-	chaosPorts.Lock()
-	defer chaosPorts.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if chaosPorts.taken[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		chaosPorts.taken[port] = true
-		return port
-	}
-	t.Fatal("HARNESS: no free port in 20000-31999")
-	return 0
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,10 +12,17 @@ import (
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 )
 
+// disabledWithin bounds the wait for a disabled or deleted user to be
+// refused; internal/postgres's directory tests allow the same.
+const disabledWithin = 10 * time.Second
+
 // TestDisabledUserRejected: a token stays signed and unexpired, but once its
 // user is disabled (or deleted) in PostgreSQL, even by hand, its calls are
 // refused: as soon as the users table's notification reaches the server's
-// user directory, which is well within the second this test allows.
+// user directory. That takes milliseconds, but a loaded machine under -race
+// can stretch it past a second, so the test polls for up to
+// disabledWithin, the bound the directory's own tests use: what it checks is
+// that the refusal comes, and stays, not how fast.
 func TestDisabledUserRejected(t *testing.T) {
 	s := startServer(t, "ORDER_MODE=sync")
 	product, _, _ := saleOpenNow(t, s, 10)
@@ -35,17 +43,10 @@ func TestDisabledUserRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, token := range tokens {
-		deadline := time.Now().Add(time.Second)
-		for {
+		waitFor(t, disabledWithin, fmt.Sprintf("user %d to be refused after disable/delete", i), func() (bool, string) {
 			_, err := orders.ListOrders(bearer(t.Context(), token), &flashsalev1.ListOrdersRequest{})
-			if status.Code(err) == codes.Unauthenticated {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("user %d still served a second after disable/delete: %v", i, err)
-			}
-			time.Sleep(time.Millisecond)
-		}
+			return status.Code(err) == codes.Unauthenticated, fmt.Sprintf("ListOrders: %v", err)
+		})
 		_, err := orders.PlaceOrder(bearer(t.Context(), token), &flashsalev1.PlaceOrderRequest{ProductId: product})
 		if status.Code(err) != codes.Unauthenticated {
 			t.Errorf("user %d after disable/delete: %v, want Unauthenticated", i, err)

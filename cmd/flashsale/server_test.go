@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flashsale/flashsale/internal/app"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
 	"github.com/flashsale/flashsale/internal/redis"
@@ -46,8 +47,13 @@ func startServer(t *testing.T, env ...string) *testServer {
 		"ADMIN_PASSWORD":   testAdminPassword,
 		"ORDER_MODE":       "direct",
 		"RL_DISABLED":      "true",
+		// Tests sign up dozens of users at once, and a hash under -race
+		// takes ~100 ms: let them queue for a slot rather than get 503s.
+		"AUTH_HASH_WAIT_MS": "60000",
 		// The shared test Redis keeps no AOF; startup_test.go tests the refusal.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
+		// Stopped when the test ends, with nothing to drain for.
+		"SHUTDOWN_DRAIN_SECONDS": "0",
 	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -71,7 +77,14 @@ func startServer(t *testing.T, env ...string) *testServer {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	go func() { done <- runServer(ctx, cfg, log, grpcLis, httpLis) }()
+	go func() {
+		a, err := app.New(ctx, cfg, log, app.WithListeners(grpcLis, httpLis))
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- a.Run(ctx)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -23,7 +23,8 @@ const (
 const maxEmailLength = 254
 
 // argon2id parameters recommended by OWASP (Password Storage Cheat Sheet):
-// 19 MiB of memory, two passes, one lane.
+// 19 MiB of memory, two passes, one lane. Every hash allocates the 19 MiB
+// afresh, so the number running at once is bounded (Hasher).
 const (
 	argonMemory  uint32 = 19456 // KiB
 	argonTime    uint32 = 2
@@ -70,8 +71,13 @@ func CheckPassword(hash, pw string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	key := argon2.IDKey([]byte(pw), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
-	return subtle.ConstantTimeCompare(key, p.key) == 1, nil
+	return p.matches(pw), nil
+}
+
+// matches reports whether pw hashes to h's key with h's parameters.
+func (h argonHash) matches(pw string) bool {
+	key := argon2.IDKey([]byte(pw), h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(key, h.key) == 1
 }
 
 type argonHash struct {

@@ -76,31 +76,49 @@ var dummyHash = sync.OnceValues(func() (string, error) {
 type Service struct {
 	users  UserStore
 	tokens *Tokens
+	hasher *Hasher
 	now    func() time.Time
 	logger *slog.Logger
 }
 
+// Option configures NewService.
+type Option func(*Service)
+
+// WithHasher runs the service's password hashes on h (AUTH_HASH_*)
+// instead of a Hasher of the default size.
+func WithHasher(h *Hasher) Option {
+	return func(s *Service) { s.hasher = h }
+}
+
 // NewService returns a Service over users and tokens. now defaults to
 // time.Now and logger to a discarding logger when nil.
-func NewService(users UserStore, tokens *Tokens, now func() time.Time, logger *slog.Logger) *Service {
+func NewService(users UserStore, tokens *Tokens, now func() time.Time, logger *slog.Logger, opts ...Option) *Service {
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{users: users, tokens: tokens, now: now, logger: logger}
+	s := &Service{users: users, tokens: tokens, now: now, logger: logger}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.hasher == nil {
+		s.hasher = NewHasher(DefaultHashConcurrency(), DefaultHashWait)
+	}
+	return s
 }
 
 // Register creates a customer account and returns it with an access token.
-// It returns a *ValidationError for a bad email or password and
-// ErrEmailTaken when the email is registered.
+// It returns a *ValidationError for a bad email or password,
+// ErrEmailTaken when the email is registered, and ErrBusy when the password
+// could not be hashed for want of room.
 func (s *Service) Register(ctx context.Context, email, password string) (User, string, time.Time, error) {
 	email = NormalizeEmail(email)
 	if err := validateCredentials(email, password); err != nil {
 		return User{}, "", time.Time{}, err
 	}
-	hash, err := HashPassword(password)
+	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return User{}, "", time.Time{}, fmt.Errorf("register: %w", err)
 	}
@@ -126,7 +144,8 @@ func (s *Service) Register(ctx context.Context, email, password string) (User, s
 
 // Login checks an email and password and returns the user with an access
 // token. Unknown email, wrong password and disabled account all return
-// ErrInvalidCredentials, and take the same time.
+// ErrInvalidCredentials, and take the same time; ErrBusy means the password
+// could not be checked for want of room.
 func (s *Service) Login(ctx context.Context, email, password string) (User, string, time.Time, error) {
 	// No stored password can be this long, so nothing is learnt by
 	// answering at once, and nobody gets to make us hash a huge input.
@@ -137,16 +156,21 @@ func (s *Service) Login(ctx context.Context, email, password string) (User, stri
 	u, hash, err := s.users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrUserNotFound) {
 		if dummy, derr := dummyHash(); derr == nil {
-			_, _ = CheckPassword(dummy, password)
+			if _, err := s.hasher.Check(ctx, dummy, password); err != nil {
+				return User{}, "", time.Time{}, err // ErrBusy or ctx's, as a known email's would be
+			}
 		}
 		return User{}, "", time.Time{}, ErrInvalidCredentials
 	}
 	if err != nil {
 		return User{}, "", time.Time{}, fmt.Errorf("login: %w", err)
 	}
-	ok, err := CheckPassword(hash, password)
-	if err != nil {
+	ok, err := s.hasher.Check(ctx, hash, password)
+	if errors.Is(err, ErrMalformedHash) {
 		return User{}, "", time.Time{}, fmt.Errorf("login: user %s: %w", u.ID, err)
+	}
+	if err != nil {
+		return User{}, "", time.Time{}, err // ErrBusy, or the caller gave up
 	}
 	if !ok {
 		return User{}, "", time.Time{}, ErrInvalidCredentials
@@ -197,7 +221,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (User
 	if err := validateCredentials(email, password); err != nil {
 		return User{}, err
 	}
-	hash, err := HashPassword(password)
+	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return User{}, fmt.Errorf("ensure admin: %w", err)
 	}

@@ -17,6 +17,12 @@ const (
 	tokenAudience = "flashsale-api"
 )
 
+// TokenLeeway is how far apart the issuer's clock and ours may be: a token
+// is accepted from TokenLeeway before its nbf (or iat) to TokenLeeway after
+// its exp. Several serve processes issue and check each other's tokens, and
+// their clocks are never exactly equal.
+const TokenLeeway = 30 * time.Second
+
 // Tokens issues and verifies HS256-signed JWT access tokens.
 type Tokens struct {
 	secret []byte
@@ -60,7 +66,9 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
 			jwt.WithIssuer(tokenIssuer),
 			jwt.WithAudience(tokenAudience),
 			jwt.WithExpirationRequired(),
+			// nbf is always checked when present; iat only with this.
 			jwt.WithIssuedAt(),
+			jwt.WithLeeway(TokenLeeway),
 			jwt.WithTimeFunc(now),
 		),
 	}
@@ -74,6 +82,7 @@ type tokenClaims struct {
 	Subject   string           `json:"sub"`
 	Audience  jwt.ClaimStrings `json:"aud"`
 	IssuedAt  int64            `json:"iat"`
+	NotBefore int64            `json:"nbf,omitempty"` // flashsale issues none; honoured if present
 	ExpiresAt int64            `json:"exp"`
 	ID        string           `json:"jti"`
 	Role      Role             `json:"role"`
@@ -96,8 +105,10 @@ func (c tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
 // GetIssuedAt implements jwt.Claims.
 func (c tokenClaims) GetIssuedAt() (*jwt.NumericDate, error) { return numericDate(c.IssuedAt), nil }
 
-// GetNotBefore implements jwt.Claims; flashsale tokens have no nbf.
-func (c tokenClaims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+// GetNotBefore implements jwt.Claims. flashsale issues no nbf, but a token
+// that carries one (signed with our secret by some other tool) must not be
+// used before it.
+func (c tokenClaims) GetNotBefore() (*jwt.NumericDate, error) { return numericDate(c.NotBefore), nil }
 
 // GetIssuer implements jwt.Claims.
 func (c tokenClaims) GetIssuer() (string, error) { return c.Issuer, nil }
@@ -147,8 +158,10 @@ func (t *Tokens) Parse(token string) (userID uuid.UUID, role Role, err error) {
 	v, ok := t.verified[sum]
 	t.mu.RUnlock()
 	if ok {
-		// Expired exactly when the parser would say so: at exp, not after.
-		if t.now().Unix() >= v.expiresAt {
+		// Expired exactly when the parser would say so: at exp plus the
+		// leeway, not after. (nbf and iat were checked when it was stored;
+		// they only move further into the past.)
+		if t.now().Unix() >= v.expiresAt+int64(TokenLeeway/time.Second) {
 			return uuid.Nil, "", fmt.Errorf("%w: %w", ErrUnauthenticated, jwt.ErrTokenExpired)
 		}
 		return v.userID, v.role, nil

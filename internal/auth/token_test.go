@@ -59,12 +59,13 @@ func TestTokensExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c.t = testStart.Add(testTTL - time.Second)
+	// Expiry is exp plus TokenLeeway, for clocks that disagree a little.
+	c.t = testStart.Add(testTTL + TokenLeeway - time.Second)
 	if _, _, err := tokens.Parse(tok); err != nil {
 		t.Errorf("Parse one second before expiry: %v, want nil", err)
 	}
 
-	c.t = testStart.Add(testTTL)
+	c.t = testStart.Add(testTTL + TokenLeeway)
 	_, _, err = tokens.Parse(tok)
 	if !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("Parse at expiry error = %v, want ErrUnauthenticated", err)
@@ -223,8 +224,59 @@ func TestTokensParseRemembers(t *testing.T) {
 	if _, _, err := tokens.Parse(tampered); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("Parse(tampered) after the good one = %v, want ErrUnauthenticated", err)
 	}
-	c.t = testStart.Add(testTTL)
+	c.t = testStart.Add(testTTL + TokenLeeway - time.Second)
+	if _, _, err := tokens.Parse(tok); err != nil {
+		t.Errorf("Parse(remembered) a second before expiry = %v, want nil", err)
+	}
+	c.t = testStart.Add(testTTL + TokenLeeway)
 	if _, _, err := tokens.Parse(tok); !errors.Is(err, jwt.ErrTokenExpired) {
 		t.Errorf("Parse(remembered) at expiry = %v, want ErrTokenExpired", err)
+	}
+}
+
+// TestTokensNotBeforeAndIssuedAt: nbf is honoured and iat checked, each
+// with TokenLeeway for clocks that disagree a little (another process, or
+// the client's issuer): a token not valid for an hour is refused, one a few
+// seconds early is accepted.
+func TestTokensNotBeforeAndIssuedAt(t *testing.T) {
+	c := &clock{t: testStart}
+	tokens := NewTokens(testSecret, testTTL, c.now)
+	claims := func(nbf, iat time.Time) jwt.MapClaims {
+		m := jwt.MapClaims{
+			"iss":  tokenIssuer,
+			"sub":  testUserID.String(),
+			"aud":  []string{tokenAudience},
+			"iat":  iat.Unix(),
+			"exp":  testStart.Add(testTTL).Unix(),
+			"role": string(RoleCustomer),
+		}
+		if !nbf.IsZero() {
+			m["nbf"] = nbf.Unix()
+		}
+		return m
+	}
+	skew := TokenLeeway - time.Second
+	tests := []struct {
+		name     string
+		nbf, iat time.Time
+		ok       bool
+	}{
+		{"nbf an hour ahead", testStart.Add(time.Hour), testStart, false},
+		{"nbf just past the leeway", testStart.Add(TokenLeeway + time.Second), testStart, false},
+		{"nbf within the leeway", testStart.Add(skew), testStart, true},
+		{"nbf passed", testStart.Add(-time.Minute), testStart, true},
+		{"iat an hour ahead", time.Time{}, testStart.Add(time.Hour), false},
+		{"iat within the leeway", time.Time{}, testStart.Add(skew), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := tokens.Parse(sign(t, jwt.SigningMethodHS256, testSecret, claims(tt.nbf, tt.iat)))
+			if tt.ok && err != nil {
+				t.Errorf("Parse = %v, want nil", err)
+			}
+			if !tt.ok && !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("Parse = %v, want ErrUnauthenticated", err)
+			}
+		})
 	}
 }

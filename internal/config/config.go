@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -31,8 +32,8 @@ type OrderMode string
 const (
 	// OrderModeDirect places each order in its own Postgres transaction.
 	OrderModeDirect OrderMode = "direct"
-	// OrderModeSync admits through the Redis gate, then writes to Postgres
-	// in batches while the request waits for its result.
+	// OrderModeSync, the default, admits through the Redis gate, then
+	// writes to Postgres in batches while the request waits for its result.
 	OrderModeSync OrderMode = "sync"
 	// OrderModeQueue admits through the Redis gate and hands the order to a
 	// queue that workers drain; the request returns before the write.
@@ -60,6 +61,13 @@ type Config struct {
 	// JWTSecret signs access tokens; at least MinJWTSecretLength bytes.
 	JWTSecret       string `env:"AUTH_JWT_SECRET"`
 	TokenTTLSeconds int    `env:"AUTH_TOKEN_TTL_SECONDS" envDefault:"3600"`
+	// AuthHashConcurrency is how many argon2id password hashes (19 MiB
+	// each) run at once; 0 leaves it to auth.DefaultHashConcurrency (half
+	// of GOMAXPROCS, at least one).
+	AuthHashConcurrency int `env:"AUTH_HASH_CONCURRENCY"`
+	// AuthHashWaitMS is how long a sign-up or sign-in waits for a hashing
+	// slot before it is answered Unavailable.
+	AuthHashWaitMS int `env:"AUTH_HASH_WAIT_MS" envDefault:"1000"`
 	// GeneratedSecret is set when DevMode made up JWTSecret because none was
 	// given; tokens then die with the process, so the caller should warn.
 	GeneratedSecret bool `env:"-"`
@@ -105,12 +113,38 @@ type Config struct {
 	RLIPRefill          float64 `env:"RL_IP_REFILL" envDefault:"50"`
 	RLUserOrderCapacity int     `env:"RL_USER_ORDER_CAPACITY" envDefault:"5"`
 	RLUserOrderRefill   float64 `env:"RL_USER_ORDER_REFILL" envDefault:"1"`
+	// RLAuthIP* is the bucket per client IP for Register and Login
+	// together: each hashes a password, so it is far stricter than RL_IP_*.
+	RLAuthIPCapacity int     `env:"RL_AUTH_IP_CAPACITY" envDefault:"20"`
+	RLAuthIPRefill   float64 `env:"RL_AUTH_IP_REFILL" envDefault:"1"`
+	// RLLoginFailuresFree is how many logins to one account may go without
+	// a success before each further one waits a delay that doubles from 1 s
+	// up to RLLoginBackoffMaxSeconds.
+	RLLoginFailuresFree      int `env:"RL_LOGIN_FAILURES_FREE" envDefault:"5"`
+	RLLoginBackoffMaxSeconds int `env:"RL_LOGIN_BACKOFF_MAX_SECONDS" envDefault:"60"`
+
+	// WatchMaxStreams and WatchMaxStreamsPerIP cap the open
+	// WatchSaleStatus streams of this process, in all and per client
+	// address; they hold with RL_DISABLED too.
+	WatchMaxStreams      int `env:"WATCH_MAX_STREAMS" envDefault:"10000"`
+	WatchMaxStreamsPerIP int `env:"WATCH_MAX_STREAMS_PER_IP" envDefault:"50"`
+
+	// TrustedProxiesSetting is TRUSTED_PROXIES as given: comma-separated
+	// CIDRs or addresses of the proxies whose X-Forwarded-For is believed.
+	// Use TrustedProxies, which parses it.
+	TrustedProxiesSetting string `env:"TRUSTED_PROXIES"`
 
 	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
 	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTP_ADDR,
 	// for profiling under load; keep it off where the port is public.
-	DebugPprof             bool `env:"DEBUG_PPROF"`
-	ShutdownTimeoutSeconds int  `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+	DebugPprof bool `env:"DEBUG_PPROF"`
+	// ShutdownDrainSeconds is how long serve goes on serving after SIGTERM
+	// with /readyz and gRPC health failing, so load balancers stop sending
+	// before it stops accepting.
+	ShutdownDrainSeconds int `env:"SHUTDOWN_DRAIN_SECONDS" envDefault:"5"`
+	// ShutdownTimeoutSeconds bounds, after the drain, the wait for the calls
+	// in flight.
+	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 	// StartupTimeoutSeconds is how long a command waits at start for
 	// PostgreSQL and Redis to answer, both together, so that it can start
 	// before them or while Redis loads its data after a restart.
@@ -123,7 +157,8 @@ func Load() (Config, error) {
 }
 
 // LoadFrom builds a Config from environ (variable name to value), applying
-// defaults. It returns one error listing every problem found, one per line,
+// defaults; a <name>_FILE of SecretFileVars supplies <name> from a file. It
+// returns one error listing every problem found, one per line,
 // rather than stopping at the first. In DevMode without AUTH_JWT_SECRET it
 // generates a random secret and sets GeneratedSecret; it never logs.
 func LoadFrom(environ map[string]string) (Config, error) {
@@ -134,6 +169,11 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	var c Config
 	var problems []error
 	bad := map[string]bool{} // variables that did not parse; not validated further
+	environ, fileProblems := readSecretFiles(environ)
+	for _, p := range fileProblems {
+		bad[p.name] = true
+		problems = append(problems, p.err)
+	}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		var agg env.AggregateError
 		if !errors.As(err, &agg) {
@@ -197,18 +237,20 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast := func(key string, v, min int) {
 		check(key, v >= min, "%s=%d must be at least %d", key, v, min)
 	}
+	atLeast("AUTH_HASH_CONCURRENCY", c.AuthHashConcurrency, 0)
+	atLeast("AUTH_HASH_WAIT_MS", c.AuthHashWaitMS, 0)
 	atLeast("ORDERS_BATCH_SIZE", c.OrdersBatchSize, 1)
 	atLeast("ORDERS_BATCH_WAIT_MS", c.OrdersBatchWaitMS, 0)
 	atLeast("ORDERS_QUEUE_MAX_QUEUED", c.OrdersQueueMaxQueued, 1)
 	atLeast("ORDERS_QUEUE_RETRY_AFTER_SECONDS", c.OrdersQueueRetryAfterSeconds, 1)
-	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0)
+	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0) // 0: no workers in serve, only `flashsale worker`
 	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1)
 	c.OrdersQueueMinReplicasSetting = strings.ToLower(strings.TrimSpace(c.OrdersQueueMinReplicasSetting))
 	if n, err := strconv.Atoi(c.OrdersQueueMinReplicasSetting); c.OrdersQueueMinReplicasSetting != "auto" {
 		check("ORDERS_QUEUE_MIN_REPLICAS", err == nil && n >= 0,
 			"ORDERS_QUEUE_MIN_REPLICAS=%q must be auto or a whole number, 0 or more", c.OrdersQueueMinReplicasSetting)
 	}
-	atLeast("ORDERS_QUEUE_REPLICA_TIMEOUT_MS", c.OrdersQueueReplicaTimeoutMS, 1) // 0: no workers in serve, only `flashsale worker`
+	atLeast("ORDERS_QUEUE_REPLICA_TIMEOUT_MS", c.OrdersQueueReplicaTimeoutMS, 1)
 
 	positiveRate := func(key string, v float64) {
 		check(key, v > 0 && !math.IsInf(v, 0), "%s=%v must be a positive number of tokens per second", key, v)
@@ -219,8 +261,18 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	positiveRate("RL_IP_REFILL", c.RLIPRefill)
 	atLeast("RL_USER_ORDER_CAPACITY", c.RLUserOrderCapacity, 1)
 	positiveRate("RL_USER_ORDER_REFILL", c.RLUserOrderRefill)
+	atLeast("RL_AUTH_IP_CAPACITY", c.RLAuthIPCapacity, 1)
+	positiveRate("RL_AUTH_IP_REFILL", c.RLAuthIPRefill)
+	atLeast("RL_LOGIN_FAILURES_FREE", c.RLLoginFailuresFree, 0)
+	atLeast("RL_LOGIN_BACKOFF_MAX_SECONDS", c.RLLoginBackoffMaxSeconds, 1)
+
+	atLeast("WATCH_MAX_STREAMS", c.WatchMaxStreams, 1)
+	atLeast("WATCH_MAX_STREAMS_PER_IP", c.WatchMaxStreamsPerIP, 1)
+	_, err := parsePrefixes(c.TrustedProxiesSetting)
+	check("TRUSTED_PROXIES", err == nil, "TRUSTED_PROXIES=%q: %v", c.TrustedProxiesSetting, err)
 
 	atLeast("RECONCILE_INTERVAL_SECONDS", c.ReconcileIntervalSeconds, 1)
+	atLeast("SHUTDOWN_DRAIN_SECONDS", c.ShutdownDrainSeconds, 0)
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
 	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
 
@@ -231,7 +283,7 @@ func LoadFrom(environ map[string]string) (Config, error) {
 }
 
 // OrderMode returns the order mode in force: queue when ORDERS_USE_QUEUE is
-// true, else ORDER_MODE, else direct.
+// true, else ORDER_MODE, else sync.
 func (c Config) OrderMode() OrderMode {
 	switch {
 	case c.OrdersUseQueue:
@@ -246,6 +298,11 @@ func (c Config) OrderMode() OrderMode {
 // TokenTTL is how long an access token stays valid.
 func (c Config) TokenTTL() time.Duration {
 	return time.Duration(c.TokenTTLSeconds) * time.Second
+}
+
+// AuthHashWait is how long a password hash waits for room.
+func (c Config) AuthHashWait() time.Duration {
+	return time.Duration(c.AuthHashWaitMS) * time.Millisecond
 }
 
 // OrdersBatchWait is how long a batch waits to fill before it is written.
@@ -284,7 +341,50 @@ func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
 }
 
-// ShutdownTimeout bounds the graceful drain on shutdown.
+// RLLoginBackoffMax is the longest delay between logins to one account.
+func (c Config) RLLoginBackoffMax() time.Duration {
+	return time.Duration(c.RLLoginBackoffMaxSeconds) * time.Second
+}
+
+// TrustedProxies are the networks of TRUSTED_PROXIES (none by default): a
+// bare address is a network of one.
+func (c Config) TrustedProxies() []netip.Prefix {
+	p, _ := parsePrefixes(c.TrustedProxiesSetting) // checked by LoadFrom
+	return p
+}
+
+// parsePrefixes reads a comma-separated list of CIDRs and addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR such as 10.0.0.0/8 nor an address", f)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// ShutdownDrain is how long serve keeps serving after SIGTERM while its
+// readiness and health checks fail.
+func (c Config) ShutdownDrain() time.Duration {
+	return time.Duration(c.ShutdownDrainSeconds) * time.Second
+}
+
+// ShutdownTimeout bounds the wait for calls in flight once serve stops
+// accepting.
 func (c Config) ShutdownTimeout() time.Duration {
 	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
 }
@@ -311,6 +411,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("generated_secret", c.GeneratedSecret),
 		slog.Duration("token_ttl", c.TokenTTL()),
+		slog.Int("auth_hash_concurrency", c.AuthHashConcurrency),
+		slog.Duration("auth_hash_wait", c.AuthHashWait()),
 		slog.String("admin_email", c.AdminEmail),
 		slog.String("order_mode", string(c.OrderMode())),
 		slog.Int("orders_batch_size", c.OrdersBatchSize),
@@ -321,7 +423,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("orders_queue_min_replicas", c.OrdersQueueMinReplicasSetting),
 		slog.Duration("orders_queue_replica_timeout", c.OrdersQueueReplicaTimeout()),
 		slog.Bool("rl_disabled", c.RLDisabled),
+		slog.String("trusted_proxies", c.TrustedProxiesSetting),
+		slog.Int("watch_max_streams", c.WatchMaxStreams),
+		slog.Int("watch_max_streams_per_ip", c.WatchMaxStreamsPerIP),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
+		slog.Duration("shutdown_drain", c.ShutdownDrain()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),
 	)

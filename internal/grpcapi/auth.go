@@ -23,6 +23,9 @@ type authServer struct {
 }
 
 func (s *authServer) Register(ctx context.Context, req *flashsalev1.RegisterRequest) (*flashsalev1.RegisterResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	u, token, exp, err := s.auth.Register(ctx, req.GetEmail(), req.GetPassword())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
@@ -31,6 +34,9 @@ func (s *authServer) Register(ctx context.Context, req *flashsalev1.RegisterRequ
 }
 
 func (s *authServer) Login(ctx context.Context, req *flashsalev1.LoginRequest) (*flashsalev1.LoginResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	u, token, exp, err := s.auth.Login(ctx, req.GetEmail(), req.GetPassword())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)

@@ -90,20 +90,6 @@ func orderToProto(o order.Order) *flashsalev1.Order {
 	}
 }
 
-// parseID reads a required UUID field, recording a violation when it is not one.
-func parseID(fe *fieldErrors, field, s string) uuid.UUID {
-	if s == "" {
-		fe.add(field, "is required")
-		return uuid.Nil
-	}
-	id, err := uuid.Parse(s)
-	if err != nil {
-		fe.add(field, "must be a UUID")
-		return uuid.Nil
-	}
-	return id
-}
-
 // parsePage reads page_size and page_token. A page token is the last id of
 // the previous page, opaque to clients.
 func parsePage(fe *fieldErrors, size int32, token string) (after uuid.UUID, limit int) {

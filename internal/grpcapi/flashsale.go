@@ -12,29 +12,42 @@ import (
 	"google.golang.org/grpc/status"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
-// Sales is the store of flash sales (and the products they sell, for their stock).
+// Sales reads flash sales (and the products they sell, for their stock).
 type Sales interface {
 	ProductGet(ctx context.Context, id uuid.UUID) (product.Product, error)
-	SaleCreate(ctx context.Context, s sale.Sale) (sale.Sale, error)
 	SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error)
-	SalesByProduct(ctx context.Context, productID uuid.UUID) ([]sale.Sale, error)
 	SaleList(ctx context.Context, f sale.ListFilter) ([]sale.Sale, error)
+}
+
+// SaleService creates sales and tells a product's sale status
+// (order.Service): in the sync and queue modes both involve the admission
+// gate, which the service owns.
+type SaleService interface {
+	CreateSale(ctx context.Context, s sale.Sale) (sale.Sale, error)
+	SaleStatus(ctx context.Context, productID uuid.UUID) (order.SaleStatus, error)
 }
 
 type flashSaleServer struct {
 	flashsalev1.UnimplementedFlashSaleServiceServer
 	sales      Sales
-	status     StatusReader
+	service    SaleService
 	reconciler Reconciler
 	now        func() time.Time
 	log        *slog.Logger
+	// watch serves WatchSaleStatus; ips says who is calling, for its caps.
+	watch *watchHub
+	ips   *ClientIP
 }
 
 func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.CreateFlashSaleRequest) (*flashsalev1.CreateFlashSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if req.GetStartsAt() == nil {
@@ -59,7 +72,7 @@ func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	sl, err := s.sales.SaleCreate(ctx, sale.Sale{ID: id, ProductID: productID, StartsAt: startsAt, EndsAt: endsAt, CreatedAt: now})
+	sl, err := s.service.CreateSale(ctx, sale.Sale{ID: id, ProductID: productID, StartsAt: startsAt, EndsAt: endsAt, CreatedAt: now})
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -71,6 +84,9 @@ func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.
 }
 
 func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.GetFlashSaleRequest) (*flashsalev1.GetFlashSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {
@@ -88,6 +104,9 @@ func (s *flashSaleServer) GetFlashSale(ctx context.Context, req *flashsalev1.Get
 }
 
 func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.ListFlashSalesRequest) (*flashsalev1.ListFlashSalesResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())
 	now := s.now()
@@ -135,6 +154,9 @@ func (s *flashSaleServer) ListFlashSales(ctx context.Context, req *flashsalev1.L
 }
 
 func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.GetSaleStatusRequest) (*flashsalev1.GetSaleStatusResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if err := fe.err(); err != nil {
@@ -147,95 +169,57 @@ func (s *flashSaleServer) GetSaleStatus(ctx context.Context, req *flashsalev1.Ge
 	return st, nil
 }
 
-// Pacing of WatchSaleStatus: how often it looks, and the longest it stays
-// silent (clients use server_time for their countdowns).
-const (
-	watchPoll      = 500 * time.Millisecond
-	watchHeartbeat = 5 * time.Second
-)
-
+// WatchSaleStatus sends the product's sale status at once, then whenever
+// it changes, and at least every watchHeartbeat; the product's feed
+// (watchHub) reads it for every watcher at once. Streams are capped per
+// client address and in all.
 func (s *flashSaleServer) WatchSaleStatus(req *flashsalev1.WatchSaleStatusRequest, stream grpc.ServerStreamingServer[flashsalev1.WatchSaleStatusResponse]) error {
 	ctx := stream.Context()
+	if err := checkText(req); err != nil {
+		return toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
 	if err := fe.err(); err != nil {
 		return toStatus(ctx, s.log, err)
 	}
-	var last *flashsalev1.GetSaleStatusResponse
-	var sentAt time.Time
-	tick := time.NewTicker(watchPoll)
-	defer tick.Stop()
+	release, err := s.watch.admit(limitKey(s.ips.fromContext(ctx)))
+	if err != nil {
+		return err
+	}
+	defer release()
+	w, f := s.watch.subscribe(productID)
+	defer s.watch.unsubscribe(w, f)
 	for {
-		st, err := s.saleStatus(ctx, productID)
-		if err != nil {
-			return toStatus(ctx, s.log, err)
-		}
-		if last == nil || changed(last, st) || time.Since(sentAt) >= watchHeartbeat {
-			if err := stream.Send(&flashsalev1.WatchSaleStatusResponse{Status: st}); err != nil {
-				return err
-			}
-			last, sentAt = st, time.Now()
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case u := <-w.updates:
+			if u.err != nil {
+				return toStatus(ctx, s.log, u.err)
+			}
+			if err := stream.Send(&flashsalev1.WatchSaleStatusResponse{Status: u.status}); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// changed reports whether a watcher should hear about b after a.
-func changed(a, b *flashsalev1.GetSaleStatusResponse) bool {
-	return a.GetState() != b.GetState() || a.GetRemaining() != b.GetRemaining() || a.GetFlashSaleId() != b.GetFlashSaleId()
-}
-
-// saleStatus is the product's current sale (open now, else the next, else
-// the latest) and its state, from the gate's cached status when the sale is
-// open and the gate holds it, else from the product's stock.
+// saleStatus is the product's sale status (order.Service.SaleStatus) as the API shows it.
 func (s *flashSaleServer) saleStatus(ctx context.Context, productID uuid.UUID) (*flashsalev1.GetSaleStatusResponse, error) {
-	sales, err := s.sales.SalesByProduct(ctx, productID)
+	st, err := s.service.SaleStatus(ctx, productID)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	sl, ok := sale.Current(sales, now)
-	if !ok {
-		if _, err := s.sales.ProductGet(ctx, productID); err != nil {
-			return nil, err
-		}
-		return nil, sale.ErrNotFound
-	}
-	state, remaining, ok := sale.State(0), int32(0), false
-	if s.status != nil && sl.OpenAt(now) {
-		if state, remaining, ok, err = s.status.SaleStatus(ctx, sl, now); err != nil {
-			s.log.WarnContext(ctx, "cached sale status unavailable", "err", err)
-			ok = false
-		}
-	}
-	if !ok {
-		p, err := s.sales.ProductGet(ctx, productID)
-		if err != nil {
-			return nil, err
-		}
-		state, remaining = sl.StateAt(now, p.Quantity), p.Quantity
-	}
 	return &flashsalev1.GetSaleStatusResponse{
-		State:       stateToProto(state),
-		FlashSaleId: sl.ID.String(),
+		State:       stateToProto(st.State),
+		FlashSaleId: st.Sale.ID.String(),
 		ProductId:   productID.String(),
-		StartsAt:    ts(sl.StartsAt),
-		EndsAt:      ts(sl.EndsAt),
-		Remaining:   remaining,
-		ServerTime:  ts(now),
+		StartsAt:    ts(st.Sale.StartsAt),
+		EndsAt:      ts(st.Sale.EndsAt),
+		Remaining:   st.Remaining,
+		ServerTime:  ts(st.At),
 	}, nil
-}
-
-// StatusReader answers a sale's state from the admission gate's cached
-// status, without PostgreSQL.
-type StatusReader interface {
-	// SaleStatus is the state and remaining stock of the sale; ok is false
-	// when the gate does not hold the sale (not loaded yet).
-	SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (state sale.State, remaining int32, ok bool, err error)
 }
 
 // Reconciler rebuilds a sale's gate state from PostgreSQL.
@@ -244,6 +228,9 @@ type Reconciler interface {
 }
 
 func (s *flashSaleServer) ReconcileSale(ctx context.Context, req *flashsalev1.ReconcileSaleRequest) (*flashsalev1.ReconcileSaleResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {

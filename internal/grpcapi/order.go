@@ -37,6 +37,9 @@ type orderServer struct {
 }
 
 func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrderRequest) (*flashsalev1.PlaceOrderResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
@@ -52,7 +55,10 @@ func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrde
 	s.outcomes.WithLabelValues(o.Status.String()).Inc()
 	if o.Status == order.StatusPending {
 		// Accepted, not yet written: REST answers 202 (see httpapi).
-		_ = grpc.SetHeader(ctx, metadata.Pairs(HTTPCodeHeader, "202"))
+		if err := grpc.SetHeader(ctx, metadata.Pairs(HTTPCodeHeader, "202")); err != nil {
+			// The order is taken all the same; only REST's status is 200.
+			s.log.WarnContext(ctx, "PENDING order answered without REST status 202", "order", o.ID, "err", err)
+		}
 	}
 	return &flashsalev1.PlaceOrderResponse{Order: orderToProto(o)}, nil
 }
@@ -74,6 +80,9 @@ func outcome(err error) string {
 }
 
 func (s *orderServer) CheckOrder(ctx context.Context, req *flashsalev1.CheckOrderRequest) (*flashsalev1.CheckOrderResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	var fe fieldErrors
 	productID := parseID(&fe, "product_id", req.GetProductId())
@@ -93,6 +102,9 @@ func (s *orderServer) CheckOrder(ctx context.Context, req *flashsalev1.CheckOrde
 }
 
 func (s *orderServer) ListOrders(ctx context.Context, req *flashsalev1.ListOrdersRequest) (*flashsalev1.ListOrdersResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())

@@ -22,10 +22,15 @@ type Products interface {
 	ProductList(ctx context.Context, after uuid.UUID, limit int) ([]product.Product, error)
 }
 
-// Limits on product fields.
+// Limits on product fields. Numbers stay within what a JavaScript number
+// (the web page, most JSON clients) holds exactly, 2^53 - 1
+// (Number.MAX_SAFE_INTEGER): protojson writes an int64 as a JSON string,
+// but a client reading it as a number would round anything larger.
+// quantity is an int32, and bounded well below that.
 const (
 	maxNameLen        = 200
 	maxDescriptionLen = 5000
+	maxPriceMinor     = 1<<53 - 1
 	maxQuantity       = 100_000_000
 )
 
@@ -39,6 +44,9 @@ type productServer struct {
 }
 
 func (s *productServer) CreateProduct(ctx context.Context, req *flashsalev1.CreateProductRequest) (*flashsalev1.CreateProductResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	name := strings.TrimSpace(req.GetName())
 	switch {
@@ -50,8 +58,8 @@ func (s *productServer) CreateProduct(ctx context.Context, req *flashsalev1.Crea
 	if utf8.RuneCountInString(req.GetDescription()) > maxDescriptionLen {
 		fe.add("description", fmt.Sprintf("must be at most %d characters", maxDescriptionLen))
 	}
-	if req.GetPriceMinor() < 0 {
-		fe.add("price_minor", "must not be negative")
+	if p := req.GetPriceMinor(); p < 0 || p > maxPriceMinor {
+		fe.add("price_minor", fmt.Sprintf("must be between 0 and %d (2^53 - 1)", int64(maxPriceMinor)))
 	}
 	currency := strings.ToUpper(strings.TrimSpace(req.GetCurrency()))
 	if !currencyRE.MatchString(currency) {
@@ -83,6 +91,9 @@ func (s *productServer) CreateProduct(ctx context.Context, req *flashsalev1.Crea
 }
 
 func (s *productServer) GetProduct(ctx context.Context, req *flashsalev1.GetProductRequest) (*flashsalev1.GetProductResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	id := parseID(&fe, "id", req.GetId())
 	if err := fe.err(); err != nil {
@@ -96,6 +107,9 @@ func (s *productServer) GetProduct(ctx context.Context, req *flashsalev1.GetProd
 }
 
 func (s *productServer) ListProducts(ctx context.Context, req *flashsalev1.ListProductsRequest) (*flashsalev1.ListProductsResponse, error) {
+	if err := checkText(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	var fe fieldErrors
 	after, limit := parsePage(&fe, req.GetPageSize(), req.GetPageToken())
 	if err := fe.err(); err != nil {

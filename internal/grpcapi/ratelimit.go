@@ -2,17 +2,17 @@ package grpcapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/internal/auth"
@@ -23,8 +23,23 @@ type UserLimiter interface {
 	Allow(ctx context.Context, userID uuid.UUID) (ok bool, retryAfter time.Duration, err error)
 }
 
+// KeyLimiter is a token bucket per key shared by every process (Redis).
+type KeyLimiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
+// LoginBackoff slows down guessing one account's password, across every
+// process (Redis).
+type LoginBackoff interface {
+	// Begin counts a login attempt on account; a positive wait refuses it.
+	Begin(ctx context.Context, account string) (wait time.Duration, err error)
+	// Succeeded forgets the account's attempts.
+	Succeeded(ctx context.Context, account string) error
+}
+
 // Limits are the token buckets in front of the API. Global and per-IP
-// buckets live in this process; the per-user order bucket is shared.
+// buckets live in this process; the per-user order bucket, the sign-in
+// buckets and the login backoff are shared through Redis when it is there.
 type Limits struct {
 	GlobalCapacity int
 	GlobalRefill   float64 // tokens per second
@@ -32,37 +47,49 @@ type Limits struct {
 	IPRefill       float64
 	// Users limits PlaceOrder attempts per user; nil for none.
 	Users UserLimiter
+	// AuthIPCapacity and AuthIPRefill are a second, stricter bucket per
+	// client IP for Register and Login together, each of which costs a
+	// password hash; 0 capacity for none.
+	AuthIPCapacity int
+	AuthIPRefill   float64
+	// AuthIP, when set, keeps those buckets in Redis, shared by every
+	// process; without it, or while it fails, they live in this process.
+	AuthIP KeyLimiter
+	// Logins, when set, backs off repeated logins to one account.
+	Logins LoginBackoff
 }
 
 type limiter struct {
 	global *rate.Limiter
+	perIP  *buckets
+	authIP *buckets // nil: no sign-in limit
 	limits Limits
+	ips    *ClientIP
 	log    *slog.Logger
-
-	mu    sync.Mutex
-	perIP map[string]*ipBucket
 }
 
-type ipBucket struct {
-	*rate.Limiter
-	seen time.Time
-}
+// ipTableSize bounds the per-IP table: about 200 bytes a bucket, so 20 MB
+// when full. Past it the least recently seen address is forgotten.
+const ipTableSize = 100_000
 
-// maxIPBuckets bounds the per-IP table; idle buckets are dropped past it.
-const maxIPBuckets = 100_000
-
-func newLimiter(l Limits, log *slog.Logger) *limiter {
-	return &limiter{
+func newLimiter(l Limits, ips *ClientIP, log *slog.Logger) *limiter {
+	lim := &limiter{
 		global: rate.NewLimiter(rate.Limit(l.GlobalRefill), l.GlobalCapacity),
+		perIP:  newBuckets(ipTableSize, l.IPCapacity, l.IPRefill),
 		limits: l,
+		ips:    ips,
 		log:    log,
-		perIP:  map[string]*ipBucket{},
 	}
+	if l.AuthIPCapacity > 0 {
+		lim.authIP = newBuckets(ipTableSize, l.AuthIPCapacity, l.AuthIPRefill)
+	}
+	return lim
 }
 
 // unary applies the global and per-IP buckets to every flashsale call (not
-// health or reflection), and the per-user bucket to PlaceOrder. It runs
-// after authentication, so the caller is known.
+// health or reflection), the sign-in buckets and the login backoff to
+// Register and Login, and the per-user bucket to PlaceOrder. It runs after
+// authentication, so the caller is known.
 func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !strings.HasPrefix(info.FullMethod, "/flashsale.") {
 		return handler(ctx, req)
@@ -71,11 +98,24 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	if err := take(l.global, now, "global"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
-	if err := take(l.ipBucket(clientIP(ctx), now), now, "ip"); err != nil {
+	ip := limitKey(l.ips.fromContext(ctx))
+	if err := take(l.perIP.get(ip), now, "ip"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
-	if info.FullMethod == flashsalev1.OrderService_PlaceOrder_FullMethodName && l.limits.Users != nil {
-		if c, ok := auth.CallerFrom(ctx); ok {
+	switch info.FullMethod {
+	case flashsalev1.AuthService_Register_FullMethodName:
+		if err := l.takeSignIn(ctx, ip, now); err != nil {
+			return nil, toStatus(ctx, l.log, err)
+		}
+	case flashsalev1.AuthService_Login_FullMethodName:
+		if err := l.takeSignIn(ctx, ip, now); err != nil {
+			return nil, toStatus(ctx, l.log, err)
+		}
+		if l.limits.Logins != nil {
+			return l.login(ctx, req, handler)
+		}
+	case flashsalev1.OrderService_PlaceOrder_FullMethodName:
+		if c, ok := auth.CallerFrom(ctx); ok && l.limits.Users != nil {
 			allowed, wait, err := l.limits.Users.Allow(ctx, c.UserID)
 			if err != nil {
 				// Redis trouble must not stop orders: the gate has its own answer.
@@ -86,6 +126,74 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 		}
 	}
 	return handler(ctx, req)
+}
+
+// stream applies the global and per-IP buckets to opening a flashsale
+// stream (WatchSaleStatus), as unary does to a call.
+func (l *limiter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, "/flashsale.") {
+		ctx, now := ss.Context(), time.Now()
+		if err := take(l.global, now, "global"); err != nil {
+			return toStatus(ctx, l.log, err)
+		}
+		if err := take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
+			return toStatus(ctx, l.log, err)
+		}
+	}
+	return handler(srv, ss)
+}
+
+// takeSignIn takes a token from ip's sign-in bucket: the shared one, or
+// this process's when there is none or Redis fails, so that losing Redis
+// does not lift the limit.
+func (l *limiter) takeSignIn(ctx context.Context, ip string, now time.Time) error {
+	if l.authIP == nil {
+		return nil
+	}
+	if l.limits.AuthIP != nil {
+		ok, wait, err := l.limits.AuthIP.Allow(ctx, ip)
+		switch {
+		case err == nil && ok:
+			return nil
+		case err == nil:
+			return &rateLimited{scope: "sign-in", retryAfter: wait}
+		}
+		l.log.WarnContext(ctx, "shared sign-in rate limit unavailable; using this process's", "err", err)
+	}
+	return take(l.authIP.get(ip), now, "sign-in")
+}
+
+// login runs a Login past the account's backoff, and forgets the account's
+// failures when it succeeds. Unknown emails back off like known ones, so a
+// refusal says nothing about whether the account exists.
+func (l *limiter) login(ctx context.Context, req any, handler grpc.UnaryHandler) (any, error) {
+	r, _ := req.(*flashsalev1.LoginRequest)
+	account := accountKey(r.GetEmail())
+	wait, err := l.limits.Logins.Begin(ctx, account)
+	switch {
+	case err != nil:
+		// The sign-in buckets and the hashing bound still hold.
+		l.log.WarnContext(ctx, "login backoff unavailable", "err", err)
+	case wait > 0:
+		return nil, toStatus(ctx, l.log, &rateLimited{scope: "account sign-in", retryAfter: wait})
+	}
+	resp, err := handler(ctx, req)
+	if err == nil {
+		// Even if the caller has gone: the password was right.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if err := l.limits.Logins.Succeeded(sctx, account); err != nil {
+			l.log.WarnContext(ctx, "login backoff not reset", "err", err)
+		}
+	}
+	return resp, err
+}
+
+// accountKey names an account in the backoff's keys without writing its
+// email to Redis.
+func accountKey(email string) string {
+	sum := sha256.Sum256([]byte(auth.NormalizeEmail(email)))
+	return hex.EncodeToString(sum[:16])
 }
 
 func take(b *rate.Limiter, now time.Time, scope string) error {
@@ -100,42 +208,47 @@ func take(b *rate.Limiter, now time.Time, scope string) error {
 	return nil
 }
 
-func (l *limiter) ipBucket(ip string, now time.Time) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.perIP[ip]
-	if !ok {
-		if len(l.perIP) >= maxIPBuckets {
-			for k, v := range l.perIP {
-				if now.Sub(v.seen) > time.Minute {
-					delete(l.perIP, k)
-				}
-			}
-		}
-		b = &ipBucket{Limiter: rate.NewLimiter(rate.Limit(l.limits.IPRefill), l.limits.IPCapacity)}
-		l.perIP[ip] = b
-	}
-	b.seen = now
-	return b.Limiter
+// buckets is a table of token buckets by key (a client address), bounded
+// and O(1) per lookup: an expirable LRU holds at most size buckets, drops
+// the least recently used one to make room, and forgets a key unseen for
+// its ttl, by which time its bucket would have refilled anyway.
+//
+// (golang-lru's expirable LRU runs one goroutine per table, which it never
+// stops; a limiter lives as long as its server, so that is one goroutine
+// for the life of the process.)
+type buckets struct {
+	capacity int
+	refill   rate.Limit
+
+	mu  sync.Mutex // makes get's lookup-or-create one step
+	lru *expirable.LRU[string, *rate.Limiter]
 }
 
-// clientIP is the peer's address, or, when the peer is this host's gateway,
-// the HTTP client's address it forwarded. A remote peer's x-forwarded-for is
-// not trusted.
-func clientIP(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "unknown"
+func newBuckets(size, capacity int, refill float64) *buckets {
+	// A bucket idle this long is full again, so forgetting it changes
+	// nothing; at least a minute so that a refill of many tokens a second
+	// does not make the table churn.
+	ttl := max(time.Minute, time.Duration(float64(capacity)/refill*float64(time.Second)))
+	return &buckets{
+		capacity: capacity,
+		refill:   rate.Limit(refill),
+		lru:      expirable.NewLRU[string, *rate.Limiter](size, nil, ttl),
 	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		host = p.Addr.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
-			first, _, _ := strings.Cut(xff[0], ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	return host
 }
+
+// get is key's bucket, a full one for a key not seen within the ttl.
+func (b *buckets) get(key string) *rate.Limiter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.lru.Get(key)
+	if !ok {
+		l = rate.NewLimiter(b.refill, b.capacity)
+	}
+	// Add again even when found: the expirable LRU counts its ttl from the
+	// last Add, and a key in use must not be dropped with an empty bucket
+	// only to come back with a full one.
+	b.lru.Add(key, l)
+	return l
+}
+
+func (b *buckets) len() int { return b.lru.Len() }

@@ -43,6 +43,9 @@ const (
 	// it is not acknowledged; retry, which answers ALREADY_ORDERED with it
 	// if it survived.
 	ReasonOrderNotReplicated = "ORDER_NOT_REPLICATED"
+	// ReasonAuthBusy: as many password hashes are running as the server's
+	// memory budget allows (AUTH_HASH_CONCURRENCY); retry shortly.
+	ReasonAuthBusy = "AUTH_BUSY"
 )
 
 // metaOrderID is the ErrorInfo metadata key of the order an error concerns:
@@ -100,7 +103,10 @@ var fixedStatuses = [...]struct {
 
 // toStatus turns an error from the domain into a gRPC status. It is the only
 // place that does; anything it does not know is logged once and becomes
-// Internal "internal error", so no cause leaks to the client.
+// Internal "internal error", so no cause leaks to the client. A known error
+// is answered with its sentinel's own message, never err.Error(): the
+// domain wraps errors with context for the log ("register: ...", a user
+// id), which is no business of the client's.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
@@ -115,8 +121,15 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if already, ok := err.(*order.AlreadyOrderedError); ok {
 		return alreadyOrdered(already.OrderID)
 	}
-	if _, ok := status.FromError(err); ok {
+	// A status is the client's answer already; one wrapped in a chain
+	// (status.FromError would put the chain in its message) is sent as it
+	// was made.
+	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
 		return err
+	}
+	var wrapped interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &wrapped) && wrapped.GRPCStatus() != nil {
+		return wrapped.GRPCStatus().Err()
 	}
 	var already *order.AlreadyOrderedError
 	var inv *invalidArgument
@@ -143,6 +156,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 			orderReason(ReasonOrderInProgress, orderIDOf(err)), retryInfo(time.Second))
 	case errors.As(err, &busy):
 		return withDetails(codes.Unavailable, busy.Error(), reason(ReasonQueueBusy), retryInfo(busy.RetryAfter))
+	case errors.Is(err, auth.ErrBusy):
+		return withDetails(codes.Unavailable, auth.ErrBusy.Error()+"; retry shortly", reason(ReasonAuthBusy), retryInfo(time.Second))
 	case errors.As(err, &limited):
 		return withDetails(codes.ResourceExhausted, limited.Error(), reason(ReasonRateLimited), retryInfo(limited.retryAfter))
 	case errors.Is(err, order.ErrUnavailable):
@@ -162,22 +177,27 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		}
 		return withDetails(codes.InvalidArgument, "invalid argument", br)
 	case errors.Is(err, sale.ErrInvalidWindow):
-		return withDetails(codes.InvalidArgument, err.Error(), badRequest("ends_at", err.Error()))
+		return withDetails(codes.InvalidArgument, sale.ErrInvalidWindow.Error(), badRequest("ends_at", sale.ErrInvalidWindow.Error()))
 	case errors.Is(err, sale.ErrEndsInPast):
-		return withDetails(codes.InvalidArgument, err.Error(), badRequest("ends_at", err.Error()))
+		return withDetails(codes.InvalidArgument, sale.ErrEndsInPast.Error(), badRequest("ends_at", sale.ErrEndsInPast.Error()))
 	case errors.Is(err, sale.ErrOverlap):
-		return withDetails(codes.FailedPrecondition, err.Error(), reason("SALE_OVERLAP"))
+		return withDetails(codes.FailedPrecondition, sale.ErrOverlap.Error(), reason("SALE_OVERLAP"))
 	case errors.Is(err, order.ErrSaleNotActive):
-		return withDetails(codes.FailedPrecondition, err.Error(), reason(ReasonSaleNotActive))
+		return withDetails(codes.FailedPrecondition, order.ErrSaleNotActive.Error(), reason(ReasonSaleNotActive))
 	case errors.Is(err, order.ErrSoldOut):
-		return withDetails(codes.FailedPrecondition, err.Error(), reason(ReasonSoldOut))
+		return withDetails(codes.FailedPrecondition, order.ErrSoldOut.Error(), reason(ReasonSoldOut))
 	case errors.Is(err, order.ErrAlreadyOrdered):
-		return withDetails(codes.AlreadyExists, err.Error(), reason(ReasonAlreadyOrdered))
-	case errors.Is(err, product.ErrNotFound), errors.Is(err, sale.ErrNotFound),
-		errors.Is(err, order.ErrNotFound), errors.Is(err, auth.ErrUserNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return withDetails(codes.AlreadyExists, order.ErrAlreadyOrdered.Error(), reason(ReasonAlreadyOrdered))
+	case errors.Is(err, product.ErrNotFound):
+		return status.Error(codes.NotFound, product.ErrNotFound.Error())
+	case errors.Is(err, sale.ErrNotFound):
+		return status.Error(codes.NotFound, sale.ErrNotFound.Error())
+	case errors.Is(err, order.ErrNotFound):
+		return status.Error(codes.NotFound, order.ErrNotFound.Error())
+	case errors.Is(err, auth.ErrUserNotFound):
+		return status.Error(codes.NotFound, auth.ErrUserNotFound.Error())
 	case errors.Is(err, auth.ErrEmailTaken):
-		return withDetails(codes.AlreadyExists, err.Error(), reason("EMAIL_TAKEN"))
+		return withDetails(codes.AlreadyExists, auth.ErrEmailTaken.Error(), reason("EMAIL_TAKEN"))
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return status.Error(codes.Unauthenticated, auth.ErrInvalidCredentials.Error())
 	case errors.Is(err, auth.ErrUnauthenticated):

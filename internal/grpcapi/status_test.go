@@ -191,6 +191,7 @@ func TestToStatusOrderErrors(t *testing.T) {
 		{"not replicated", &order.OrderError{Err: order.ErrNotReplicated, OrderID: id}, codes.Unavailable, ReasonOrderNotReplicated, id.String(), time.Second},
 		{"not written", fmt.Errorf("%w: connection refused", order.ErrUnavailable), codes.Unavailable, "", "", time.Second},
 		{"queue busy", &order.BusyError{RetryAfter: 3 * time.Second}, codes.Unavailable, ReasonQueueBusy, "", 3 * time.Second},
+		{"password hashing busy", fmt.Errorf("register: %w", auth.ErrBusy), codes.Unavailable, ReasonAuthBusy, "", time.Second},
 		{"dependency down", downError{}, codes.Unavailable, "", "", time.Second},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,9 @@ func TestCreateProductValidation(t *testing.T) {
 		{"long name", func(r *flashsalev1.CreateProductRequest) { r.Name = strings.Repeat("x", maxNameLen+1) }, "name"},
 		{"long description", func(r *flashsalev1.CreateProductRequest) { r.Description = strings.Repeat("x", maxDescriptionLen+1) }, "description"},
 		{"negative price", func(r *flashsalev1.CreateProductRequest) { r.PriceMinor = -1 }, "price_minor"},
+		{"price over 2^53 - 1", func(r *flashsalev1.CreateProductRequest) { r.PriceMinor = 1 << 53 }, "price_minor"},
+		{"price 2^53 + 1", func(r *flashsalev1.CreateProductRequest) { r.PriceMinor = 1<<53 + 1 }, "price_minor"},
+		{"largest int64 price", func(r *flashsalev1.CreateProductRequest) { r.PriceMinor = math.MaxInt64 }, "price_minor"},
 		{"currency too long", func(r *flashsalev1.CreateProductRequest) { r.Currency = "EURO" }, "currency"},
 		{"currency digits", func(r *flashsalev1.CreateProductRequest) { r.Currency = "E1R" }, "currency"},
 		{"negative quantity", func(r *flashsalev1.CreateProductRequest) { r.Quantity = -1 }, "quantity"},
@@ -117,5 +121,39 @@ func TestCreateFlashSaleValidation(t *testing.T) {
 				t.Errorf("violations = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// acceptingProducts stores what it is given.
+type acceptingProducts struct {
+	Products
+	got []product.Product
+}
+
+func (s *acceptingProducts) ProductCreate(_ context.Context, p product.Product) (product.Product, error) {
+	s.got = append(s.got, p)
+	return p, nil
+}
+
+// TestCreateProductBounds: the largest price and stock allowed are taken as
+// they are, and each fits a JavaScript number exactly (the bound the web
+// page and JSON clients need); one more is refused (TestCreateProductValidation).
+func TestCreateProductBounds(t *testing.T) {
+	if maxPriceMinor != 1<<53-1 || maxQuantity > 1<<53-1 || maxQuantity > math.MaxInt32 {
+		t.Fatalf("bounds %d, %d: want 2^53 - 1 and at most that and an int32", int64(maxPriceMinor), maxQuantity)
+	}
+	store := &acceptingProducts{}
+	srv := &productServer{products: store, now: time.Now, log: slog.New(slog.DiscardHandler)}
+	resp, err := srv.CreateProduct(context.Background(), &flashsalev1.CreateProductRequest{
+		Name: "Yacht", PriceMinor: maxPriceMinor, Currency: "EUR", Quantity: maxQuantity,
+	})
+	if err != nil {
+		t.Fatalf("CreateProduct at the bounds: %v", err)
+	}
+	if got := resp.GetProduct(); got.GetPriceMinor() != maxPriceMinor || got.GetQuantity() != maxQuantity {
+		t.Errorf("product = %v, want price %d and quantity %d", got, int64(maxPriceMinor), maxQuantity)
+	}
+	if float64(maxPriceMinor) != float64(maxPriceMinor-1)+1 || int64(float64(maxPriceMinor)) != maxPriceMinor {
+		t.Errorf("%d is not exact as a float64", int64(maxPriceMinor))
 	}
 }

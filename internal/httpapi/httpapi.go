@@ -5,12 +5,15 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -25,6 +28,7 @@ import (
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/gen/openapiv2"
+	"github.com/flashsale/flashsale/internal/buildinfo"
 	"github.com/flashsale/flashsale/internal/grpcapi"
 )
 
@@ -39,46 +43,66 @@ type Checker interface {
 // Deps is what the handler is built from.
 type Deps struct {
 	// Conn reaches the gRPC server; every /v1 call goes through it.
-	Conn     *grpc.ClientConn
-	Ready    map[string]Checker // name -> dependency, for /readyz
+	Conn  *grpc.ClientConn
+	Ready map[string]Checker // name -> dependency, for /readyz
+	// Draining, when set and true, fails /readyz whatever the
+	// dependencies say: the server is shutting down.
+	Draining func() bool
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
 	// UI, when set, is served at / for paths the API does not own.
 	UI http.Handler
 	// Pprof serves the runtime profiles under /debug/pprof/.
 	Pprof bool
+	// ClientIP derives each HTTP client's address (TRUSTED_PROXIES) and
+	// passes it to the gRPC server in metadata only this process can set;
+	// the gRPC server must be given the same one.
+	ClientIP *grpcapi.ClientIP
 }
 
 // New returns the HTTP handler of the whole REST facade.
 func New(ctx context.Context, d Deps) (http.Handler, error) {
-	gw := runtime.NewServeMux(
+	routes, err := newRouteTable(ctx, d.Conn)
+	if err != nil {
+		return nil, err
+	}
+	var gw *runtime.ServeMux
+	gw = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler(routes)),
+		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+				if err := checkParams(r, params); err != nil {
+					_, m := runtime.MarshalerForRequest(gw, r)
+					errorHandler(r.Context(), gw, m, w, r, err)
+					return
+				}
+				next(w, r, params)
+			}
+		}),
+		runtime.WithStreamErrorHandler(streamErrorHandler),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
+		runtime.WithMetadata(d.ClientIP.GatewayMetadata),
 	)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		flashsalev1.RegisterAuthServiceHandler,
-		flashsalev1.RegisterProductServiceHandler,
-		flashsalev1.RegisterFlashSaleServiceHandler,
-		flashsalev1.RegisterOrderServiceHandler,
-	} {
-		if err := register(ctx, gw, d.Conn); err != nil {
-			return nil, fmt.Errorf("register gateway: %w", err)
-		}
+	if err := registerServices(ctx, gw, d.Conn); err != nil {
+		return nil, err
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxBodyBytes))
+	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
-	mux.Handle("GET /readyz", readyz(d.Ready, d.Log))
+	mux.Handle("GET /readyz", readyz(d.Ready, d.Draining, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapiv2.JSON)
+		if _, err := w.Write(openAPIDocument()); err != nil {
+			logWriteError(r.Context(), d.Log, "/openapi.json", err)
+		}
 	})
 	if d.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -93,18 +117,65 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	return mux, nil
 }
 
+// registerServices puts the routes of the four services on mux.
+func registerServices(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		flashsalev1.RegisterAuthServiceHandler,
+		flashsalev1.RegisterProductServiceHandler,
+		flashsalev1.RegisterFlashSaleServiceHandler,
+		flashsalev1.RegisterOrderServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	return nil
+}
+
 // errorHandler is grpc-gateway's own, plus a Retry-After header when the
 // status carries RetryInfo (queue busy, rate limited).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
-		for _, d := range st.Details() {
-			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-				secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
-				w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
-			}
-		}
+		setRetryAfter(w.Header(), st)
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// streamErrorHandler is grpc-gateway's own for a stream's error, plus the
+// Retry-After header of errorHandler when the stream is refused before its
+// first message (too many streams, rate limited): the gateway gives it no
+// writer, so withWriter leaves one in the request's context.
+func streamErrorHandler(ctx context.Context, err error) *status.Status {
+	st := runtime.DefaultStreamErrorHandler(ctx, err)
+	if w, ok := ctx.Value(writerKey{}).(http.ResponseWriter); ok {
+		setRetryAfter(w.Header(), st) // too late, and harmless, once the stream has begun
+	}
+	return st
+}
+
+type writerKey struct{}
+
+// withWriter puts the writer of a streaming call (the :watch routes) in
+// its request's context, for streamErrorHandler; unary calls, the hot path,
+// go through untouched.
+func withWriter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ":watch") {
+			r = r.WithContext(context.WithValue(r.Context(), writerKey{}, w))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// setRetryAfter sets Retry-After, in whole seconds rounded up, from the
+// status's RetryInfo, if it has one.
+func setRetryAfter(h http.Header, st *status.Status) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+			h.Set("Retry-After", fmt.Sprint(max(secs, 1)))
+		}
+	}
 }
 
 // httpCode applies the status a handler asked for through the x-http-code
@@ -129,20 +200,62 @@ func httpCode(ctx context.Context, w http.ResponseWriter, _ proto.Message) error
 	return nil
 }
 
-// readyz answers 200 when every dependency answers a ping within a second.
-func readyz(deps map[string]Checker, log *slog.Logger) http.Handler {
+// readyz answers 200 when every dependency answers a ping within a second,
+// and 503 from the moment the server starts draining.
+func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
-		for name, c := range deps {
-			if err := c.Ping(ctx); err != nil {
-				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, `{"status":"unavailable","dependency":%q}`+"\n", name)
-				return
+		code, body := http.StatusOK, `{"status":"ok"}`
+		if draining != nil && draining() {
+			code, body = http.StatusServiceUnavailable, `{"status":"draining"}`
+		} else {
+			for name, c := range deps {
+				if err := c.Ping(ctx); err != nil {
+					log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+					code, body = http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","dependency":%q}`, name)
+					break
+				}
 			}
 		}
-		fmt.Fprintln(w, `{"status":"ok"}`)
+		w.WriteHeader(code)
+		if _, err := fmt.Fprintln(w, body); err != nil {
+			logWriteError(ctx, log, "/readyz", err)
+		}
 	})
+}
+
+// logWriteError logs a response that could not be written, at debug: the
+// client has gone, and there is no one left to tell.
+func logWriteError(ctx context.Context, log *slog.Logger, path string, err error) {
+	log.DebugContext(ctx, "response not written", "path", path, "err", err)
+}
+
+// openAPIDocument is the generated OpenAPI document with info.version set to
+// this build's version: the proto options can only hold a placeholder.
+var openAPIDocument = sync.OnceValue(func() []byte {
+	b, err := withVersion(openapiv2.JSON, buildinfo.String())
+	if err != nil {
+		return openapiv2.JSON // a test keeps the generated document decodable
+	}
+	return b
+})
+
+// withVersion returns the OpenAPI document doc with info.version set to v.
+func withVersion(doc []byte, v string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &top); err != nil {
+		return nil, err
+	}
+	var info map[string]json.RawMessage
+	if err := json.Unmarshal(top["info"], &info); err != nil {
+		return nil, err
+	}
+	info["version"], _ = json.Marshal(v)
+	var err error
+	if top["info"], err = json.Marshal(info); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(top, "", "  ")
 }

@@ -256,36 +256,83 @@ func TestBatcherFailedBatchFailsItsOrdersOnly(t *testing.T) {
 	}
 }
 
+// TestBatcherCloseFlushes: Close stores the orders already submitted,
+// whose batch would otherwise wait an hour, before it returns. With one
+// flusher held by a first, full batch, the collector takes nothing more, so
+// the next orders are known to be queued (QueuedOrders) before Close; they
+// must all be stored, in a batch that left because of Close.
 func TestBatcherCloseFlushes(t *testing.T) {
-	const n = 50
+	const first, queued = 30, 20 // queued <= first, the input's capacity
 	d := newDB(t)
-	sl := d.mustSale(t, n)
-	orders := d.mustOrders(t, sl, n)
-	// Batches never fill and the wait is far longer than the test: only Close
-	// sends them.
-	b := order.NewBatcher(d.store, 1000, time.Hour, discard)
+	sl := d.mustSale(t, first+queued)
+	orders := d.mustOrders(t, sl, first+queued)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var closing atomic.Bool
+	var lateBatches atomic.Int64 // batches that reached the store before Close
+	store := &countingStore{BatchStore: d.store, failBatch: func(call int64) bool {
+		if call == 1 {
+			close(entered)
+			<-release
+		} else if !closing.Load() {
+			lateBatches.Add(1)
+		}
+		return false
+	}}
+	// Batches of `first` at most, one in flight, and a wait far longer than
+	// the test: the second batch can leave only because of Close.
+	b := order.NewBatcher(store, first, time.Hour, discard, order.WithFlushers(1))
 
-	errs := make([]error, n)
+	errs := make([]error, len(orders))
 	var wg sync.WaitGroup
-	for i, o := range orders {
-		wg.Go(func() { errs[i] = b.Submit(t.Context(), o) })
+	for i := range first {
+		wg.Go(func() { errs[i] = b.Submit(t.Context(), orders[i]) })
 	}
-	time.Sleep(10 * time.Millisecond) // let most Submits queue; either outcome is checked below
-	b.Close()
-	wg.Wait()
+	select {
+	case <-entered: // the first batch, full, holds the one flusher
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first, full batch never reached the store")
+	}
+	for i := first; i < len(orders); i++ {
+		wg.Go(func() { errs[i] = b.Submit(t.Context(), orders[i]) })
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for order.QueuedOrders(b) < queued {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d orders queued after 30 s", order.QueuedOrders(b), queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
 
-	var stored int
+	closing.Store(true)
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return: the queued orders' batch was not sent")
+	}
+	// Close has returned, so every batch has committed.
+	if got := d.orderCount(t, sl.ID); got != len(orders) {
+		t.Errorf("orders stored when Close returned = %d, want %d", got, len(orders))
+	}
+	submitted := make(chan struct{})
+	go func() { wg.Wait(); close(submitted) }()
+	select {
+	case <-submitted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Submits still waiting after Close returned")
+	}
 	for i, err := range errs {
-		switch err {
-		case nil:
-			stored++
-		case order.ErrBatcherClosed:
-		default:
-			t.Errorf("Submit %d = %v, want nil or %v", i, err, order.ErrBatcherClosed)
+		if err != nil {
+			t.Errorf("Submit %d = %v, want nil: submitted before Close, it must be stored", i, err)
 		}
 	}
-	if got := d.orderCount(t, sl.ID); got != stored {
-		t.Errorf("orders = %d, want %d (the Submits that returned nil)", got, stored)
+	if got := store.calls.Load(); got != 2 {
+		t.Errorf("batches = %d, want 2 (the full one, then the queued orders at Close)", got)
+	}
+	if n := lateBatches.Load(); n != 0 {
+		t.Errorf("%d batches reached the store before Close", n)
 	}
 	if err := b.Submit(t.Context(), orders[0]); err != order.ErrBatcherClosed {
 		t.Errorf("Submit after Close = %v, want %v", err, order.ErrBatcherClosed)

@@ -1,7 +1,8 @@
 // Package redis is the Redis side of the fast order path, on rueidis: the
 // admission gate (one Lua script per operation), the sale-status key read
-// through client-side caching, the per-product order streams, a per-user
-// rate limiter shared by all processes and a small read-through cache.
+// through client-side caching, the per-product order streams, rate limiters
+// and a login backoff shared by all processes, and a small read-through
+// cache.
 //
 // Stock is the product's, shared by all its sales, so every key of one
 // product and of its sales shares the hash tag {p:<product id>}: each script
@@ -17,7 +18,15 @@
 //	<prefix>:{p:<id>}:s:<sale>:rejected   hash: user id -> rejected order id
 //	<prefix>:streams                      set of the stream keys workers read
 //	<prefix>:rl:<user id>                 hash: the user's token bucket
-//	<prefix>:cache:<key>                  read-through cache entries
+//	<prefix>:rl:<name>:<key>              hash: a Limiter's token bucket (signin-ip:<client IP>)
+//	<prefix>:login:<account>              hash: a LoginBackoff's attempts and delay for one account
+//	<prefix>:cache:<key>                  read-through cache entries; the catalog's are catalog:p:<product>,
+//	                                      catalog:s:<sale>, catalog:ps:<product> (its sales) and
+//	                                      catalog:v<version>:<list> (ProductList, SaleList pages)
+//	<prefix>:catalog:version              integer: the version in the catalog's list keys, bumped by an admin's create
+//
+// TestKeysDocumented fails when a key the package writes is missing here, or
+// a line here matches none.
 //
 // On Redis Cluster every script and multi-key command stays in one product's
 // slot; only the registry of streams lives elsewhere, written by a command of

@@ -178,28 +178,47 @@ func TestGateAdmitSameUser(t *testing.T) {
 	}
 }
 
-// TestGateWindow: the gate judges [starts, ends) by Redis's clock.
+// TestGateWindow: the gate judges [starts, ends) by Redis's clock. Each
+// window is set against Redis's TIME read just before the attempt, never the
+// host's clock, which may disagree with Redis's by any amount. A sale that
+// starts at that instant is open by the time the attempt runs (the start
+// belongs to the window, to the microsecond); one that ends at it is closed
+// (the end does not).
 func TestGateWindow(t *testing.T) {
 	t.Parallel()
 	g := redis.NewGate(newClient(t))
-	now := time.Now()
+	rc := rawClient(t)
 	tests := []struct {
 		name         string
-		starts, ends time.Time
+		starts, ends time.Duration // from Redis's clock when the case runs
 		want         order.Decision
 	}{
-		{"before start", now.Add(time.Hour), now.Add(2 * time.Hour), order.DeniedNotOpen},
-		{"at end", now.Add(-time.Hour), now, order.DeniedNotOpen},
-		{"after end", now.Add(-2 * time.Hour), now.Add(-time.Hour), order.DeniedNotOpen},
-		{"open", now.Add(-time.Hour), now.Add(time.Hour), order.Admitted},
+		{"an hour before start", time.Hour, 2 * time.Hour, order.DeniedNotOpen},
+		{"a minute before start", time.Minute, time.Hour, order.DeniedNotOpen},
+		{"at start", 0, time.Hour, order.Admitted},
+		{"open", -time.Hour, time.Hour, order.Admitted},
+		{"a minute before end", -time.Hour, time.Minute, order.Admitted},
+		{"at end", -time.Hour, 0, order.DeniedNotOpen},
+		{"after end", -2 * time.Hour, -time.Hour, order.DeniedNotOpen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sl := sale.Sale{ID: newID(), ProductID: newID(), StartsAt: tt.starts, EndsAt: tt.ends}
+			now := redisTime(t, rc)
+			sl := sale.Sale{ID: newID(), ProductID: newID(), StartsAt: now.Add(tt.starts), EndsAt: now.Add(tt.ends)}
 			mustLoad(t, g, sl, 10, nil)
 			mustAdmit(t, g, attempt(sl, newID()), tt.want)
 		})
 	}
+}
+
+// redisTime is Redis's clock (TIME), to the microsecond.
+func redisTime(t *testing.T, rc rueidis.Client) time.Time {
+	t.Helper()
+	v, err := rc.Do(t.Context(), rc.B().Time().Build()).AsIntSlice()
+	if err != nil || len(v) != 2 {
+		t.Fatalf("TIME = %v, %v", v, err)
+	}
+	return time.Unix(v[0], v[1]*int64(time.Microsecond))
 }
 
 // TestGateNotLoaded: without the product's state, or the sale's, the gate

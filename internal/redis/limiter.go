@@ -37,38 +37,73 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate * 1000) + 1000)
 return {ok, wait}
 `)
 
-// UserLimiter limits each user's order attempts across every process: a
-// token bucket per user in Redis holding up to capacity attempts, refilled
-// at perSecond.
-type UserLimiter struct {
+// Limiter is a token bucket per key (a client address, say), shared by
+// every process through Redis: each holds up to capacity tokens, refilled at
+// perSecond. Its buckets are <prefix>:rl:<name>:<key>.
+type Limiter struct {
 	c         *Client
+	prefix    string
 	capacity  string
 	perSecond string
+}
+
+// NewLimiter returns a limiter named name (part of its keys) allowing
+// bursts of capacity per key, refilled at perSecond a second. Both must be
+// positive.
+func NewLimiter(c *Client, name string, capacity int, perSecond float64) (*Limiter, error) {
+	if capacity <= 0 || perSecond <= 0 || math.IsInf(perSecond, 0) || math.IsNaN(perSecond) {
+		return nil, fmt.Errorf("%s limiter: capacity %d and rate %v must be positive", name, capacity, perSecond)
+	}
+	l := &Limiter{
+		capacity:  strconv.Itoa(capacity),
+		perSecond: strconv.FormatFloat(perSecond, 'f', -1, 64),
+		c:         c,
+	}
+	if c != nil {
+		l.prefix = c.prefix + ":rl:" + name + ":"
+	}
+	return l, nil
+}
+
+// Allow takes one token from key's bucket. When none is left it returns
+// false and how long until one is.
+func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
+	return l.take(ctx, l.prefix+key)
+}
+
+func (l *Limiter) take(ctx context.Context, key string) (bool, time.Duration, error) {
+	res, err := limitScript.Exec(ctx, l.c.rc, []string{key}, []string{l.capacity, l.perSecond}).AsIntSlice()
+	if err != nil {
+		return false, 0, fmt.Errorf("limiter: %w", err)
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("limiter: unexpected script result %v", res)
+	}
+	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
+}
+
+// UserLimiter limits each user's order attempts across every process: a
+// token bucket per user in Redis (<prefix>:rl:<user id>) holding up to
+// capacity attempts, refilled at perSecond.
+type UserLimiter struct {
+	l *Limiter
 }
 
 // NewUserLimiter returns a limiter allowing bursts of capacity attempts per
 // user, refilled at perSecond attempts a second. Both must be positive.
 func NewUserLimiter(c *Client, capacity int, perSecond float64) (*UserLimiter, error) {
-	if capacity <= 0 || perSecond <= 0 || math.IsInf(perSecond, 0) || math.IsNaN(perSecond) {
-		return nil, fmt.Errorf("user limiter: capacity %d and rate %v must be positive", capacity, perSecond)
+	l, err := NewLimiter(c, "user", capacity, perSecond)
+	if err != nil {
+		return nil, err
 	}
-	return &UserLimiter{
-		c:         c,
-		capacity:  strconv.Itoa(capacity),
-		perSecond: strconv.FormatFloat(perSecond, 'f', -1, 64),
-	}, nil
+	if c != nil {
+		l.prefix = c.prefix + ":rl:"
+	}
+	return &UserLimiter{l: l}, nil
 }
 
 // Allow takes one token from the user's bucket. When none is left it
 // returns false and how long until one is.
 func (l *UserLimiter) Allow(ctx context.Context, userID uuid.UUID) (ok bool, retryAfter time.Duration, err error) {
-	key := l.c.prefix + ":rl:" + userID.String()
-	res, err := limitScript.Exec(ctx, l.c.rc, []string{key}, []string{l.capacity, l.perSecond}).AsIntSlice()
-	if err != nil {
-		return false, 0, fmt.Errorf("user limiter: %w", err)
-	}
-	if len(res) != 2 {
-		return false, 0, fmt.Errorf("user limiter: unexpected script result %v", res)
-	}
-	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
+	return l.l.take(ctx, l.l.prefix+userID.String())
 }

@@ -1,7 +1,9 @@
 package redis_test
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/flashsale/flashsale/internal/redis"
 )
@@ -48,5 +50,111 @@ func TestNewUserLimiterInvalid(t *testing.T) {
 		if _, err := redis.NewUserLimiter(nil, tt.capacity, tt.rate); err == nil {
 			t.Errorf("NewUserLimiter(%d, %v) error = nil, want an error", tt.capacity, tt.rate)
 		}
+	}
+}
+
+// TestLimiterKeys: buckets are per key and per limiter name.
+func TestLimiterKeys(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	a, err := redis.NewLimiter(c, "a", 2, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := redis.NewLimiter(c, "b", 2, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if ok, _, err := a.Allow(t.Context(), "192.0.2.1"); err != nil || !ok {
+			t.Fatalf("a.Allow #%d = %v, %v, want true", i+1, ok, err)
+		}
+	}
+	if ok, wait, err := a.Allow(t.Context(), "192.0.2.1"); err != nil || ok || wait <= 0 {
+		t.Errorf("a.Allow over capacity = %v, %v, %v, want false with a wait", ok, wait, err)
+	}
+	if ok, _, err := a.Allow(t.Context(), "192.0.2.2"); err != nil || !ok {
+		t.Errorf("a.Allow for another key = %v, %v, want true", ok, err)
+	}
+	if ok, _, err := b.Allow(t.Context(), "192.0.2.1"); err != nil || !ok {
+		t.Errorf("b.Allow for the same key = %v, %v, want true (a bucket of its own)", ok, err)
+	}
+}
+
+// TestLoginBackoff: free attempts, then one attempt at a time with a
+// doubling delay, however many arrive at once; a success starts over.
+func TestLoginBackoff(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	b, err := redis.NewLoginBackoff(c, 2, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := func(account string) time.Duration {
+		t.Helper()
+		wait, err := b.Begin(t.Context(), account)
+		if err != nil {
+			t.Fatalf("Begin: %v", err)
+		}
+		return wait
+	}
+	for i := range 2 {
+		if w := begin("alice"); w != 0 {
+			t.Fatalf("free attempt %d waits %v, want 0", i+1, w)
+		}
+	}
+	// Past the free attempts, 20 at once: one goes ahead, the rest wait
+	// up to the first delay.
+	var mu sync.Mutex
+	var ahead int
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			w, err := b.Begin(t.Context(), "alice")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if w > time.Second {
+				t.Errorf("wait %v, want at most the first delay, 1s", w)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if w == 0 {
+				ahead++
+			}
+		})
+	}
+	wg.Wait()
+	if ahead != 1 {
+		t.Fatalf("%d of 20 simultaneous attempts went ahead, want 1", ahead)
+	}
+	if w := begin("bob"); w != 0 {
+		t.Errorf("another account waits %v, want 0", w)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if w := begin("alice"); w != 0 {
+		t.Fatalf("attempt after the delay waits %v, want 0", w)
+	}
+	if w := begin("alice"); w <= time.Second || w > 2*time.Second {
+		t.Errorf("next delay = %v, want the doubled one, in (1s, 2s]", w)
+	}
+	if err := b.Succeeded(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if w := begin("alice"); w != 0 {
+			t.Errorf("attempt %d after a success waits %v, want 0", i+1, w)
+		}
+	}
+}
+
+func TestNewLoginBackoffInvalid(t *testing.T) {
+	t.Parallel()
+	if _, err := redis.NewLoginBackoff(nil, -1, time.Minute); err == nil {
+		t.Error("NewLoginBackoff(-1 free) error = nil")
+	}
+	if _, err := redis.NewLoginBackoff(nil, 5, time.Millisecond); err == nil {
+		t.Error("NewLoginBackoff(1ms longest) error = nil")
 	}
 }

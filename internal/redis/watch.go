@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -41,6 +42,8 @@ type WatchConfig struct {
 	// OnRestart.
 	Durability      *Durability
 	DurabilityEvery time.Duration
+	// Log hears when durability cannot be read; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Watcher notices that the Redis server behind a Client changed, by polling
@@ -49,6 +52,8 @@ type WatchConfig struct {
 type Watcher struct {
 	c   *Client
 	cfg WatchConfig
+	// unreadable is set while durability checks fail (Run's goroutine only).
+	unreadable bool
 }
 
 // NewWatcher returns a Watcher of c's server.
@@ -58,6 +63,9 @@ func NewWatcher(c *Client, cfg WatchConfig) *Watcher {
 	}
 	if cfg.DurabilityEvery <= 0 {
 		cfg.DurabilityEvery = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
 	return &Watcher{c: c, cfg: cfg}
 }
@@ -125,11 +133,24 @@ func (w *Watcher) checkDurability(ctx context.Context) {
 	if w.cfg.Durability == nil {
 		return
 	}
-	ctx, cancel := w.probe(ctx)
+	pctx, cancel := w.probe(ctx)
 	defer cancel()
-	// ErrVolatile is remembered for Accepting and logged by Check; a failed
-	// read leaves the last answer, and the next check tries again.
-	_ = w.cfg.Durability.Check(ctx)
+	err := w.cfg.Durability.Check(pctx)
+	switch {
+	case err == nil || errors.Is(err, ErrVolatile):
+		// ErrVolatile is remembered for Accepting, and logged, by Check.
+		if w.unreadable {
+			w.cfg.Log.Info("whether Redis keeps an append-only file can be read again")
+		}
+		w.unreadable = false
+	case ctx.Err() != nil:
+		// Stopping.
+	case !w.unreadable:
+		// The last answer stands, and the next check tries again; logged
+		// once until a read succeeds.
+		w.unreadable = true
+		w.cfg.Log.Warn("could not read whether Redis keeps an append-only file; the last answer stands", "err", err)
+	}
 }
 
 // runCluster is Run on a Redis Cluster: it polls the slot map (CLUSTER
