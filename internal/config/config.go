@@ -1,5 +1,7 @@
 // Package config loads the service's settings from the environment. It is
-// the only package that reads environment variables.
+// the only package that reads environment variables, but for the OTEL_*
+// details (exporter endpoint, protocol, headers, resource) that the
+// OpenTelemetry SDK reads itself once Tracing says tracing is on.
 package config
 
 import (
@@ -137,6 +139,15 @@ type Config struct {
 	// PostgreSQL and Redis to answer, both together, so that it can start
 	// before them or while Redis loads its data after a restart.
 	StartupTimeoutSeconds int `env:"STARTUP_TIMEOUT_SECONDS" envDefault:"60"`
+
+	// The OpenTelemetry settings that decide whether tracing is on (see
+	// Tracing) and that are checked here; the SDK reads the rest of OTEL_*.
+	OTelSDKDisabled    bool    `env:"OTEL_SDK_DISABLED"`
+	OTelTracesExporter string  `env:"OTEL_TRACES_EXPORTER"`
+	OTelEndpoint       string  `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelTracesEndpoint string  `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTelTracesSampler  string  `env:"OTEL_TRACES_SAMPLER"`
+	OTelSamplerArg     float64 `env:"OTEL_TRACES_SAMPLER_ARG"`
 }
 
 // Load reads the process environment; see LoadFrom.
@@ -251,6 +262,21 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
 	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
 
+	c.OTelTracesExporter = strings.ToLower(strings.TrimSpace(c.OTelTracesExporter))
+	switch c.OTelTracesExporter {
+	case "", "none", "otlp", "console":
+	default:
+		check("OTEL_TRACES_EXPORTER", false, "OTEL_TRACES_EXPORTER=%q must be one of otlp, console, none", c.OTelTracesExporter)
+	}
+	switch c.OTelTracesSampler {
+	case "", "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+	default:
+		check("OTEL_TRACES_SAMPLER", false, "OTEL_TRACES_SAMPLER=%q must be one of always_on, always_off, traceidratio, "+
+			"parentbased_always_on, parentbased_always_off, parentbased_traceidratio", c.OTelTracesSampler)
+	}
+	check("OTEL_TRACES_SAMPLER_ARG", c.OTelSamplerArg >= 0 && c.OTelSamplerArg <= 1,
+		"OTEL_TRACES_SAMPLER_ARG=%v must be a sampling ratio from 0 to 1", c.OTelSamplerArg)
+
 	if len(problems) > 0 {
 		return Config{}, errors.Join(problems...)
 	}
@@ -268,6 +294,23 @@ func (c Config) OrderMode() OrderMode {
 	default:
 		return OrderMode(c.OrderModeSetting)
 	}
+}
+
+// Tracing reports whether to trace: OTEL_TRACES_EXPORTER names an exporter
+// (otlp, console), or is unset while an OTLP endpoint is given
+// (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), and
+// OTEL_SDK_DISABLED is not true. Otherwise tracing is off and costs nothing.
+func (c Config) Tracing() bool {
+	if c.OTelSDKDisabled {
+		return false
+	}
+	switch c.OTelTracesExporter {
+	case "none":
+		return false
+	case "":
+		return c.OTelEndpoint != "" || c.OTelTracesEndpoint != ""
+	}
+	return true
 }
 
 // TokenTTL is how long an access token stays valid.
@@ -379,6 +422,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),
+		slog.Bool("tracing", c.Tracing()),
 	)
 }
 

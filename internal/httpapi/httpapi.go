@@ -17,6 +17,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -52,6 +53,11 @@ type Deps struct {
 	// passes it to the gRPC server in metadata only this process can set;
 	// the gRPC server must be given the same one.
 	ClientIP *grpcapi.ClientIP
+	// TracerProvider, when set, traces every /v1 request, continuing the
+	// trace of a client that sends a W3C traceparent header; nil: no
+	// tracing middleware at all. Conn should then trace too
+	// (grpcapi.TraceDialOptions), so the gRPC spans join the request's.
+	TracerProvider trace.TracerProvider
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -70,6 +76,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		runtime.WithRoutingErrorHandler(routingErrorHandler(routes)),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+				nameSpan(r)
 				if err := checkParams(r, params); err != nil {
 					_, m := runtime.MarshalerForRequest(gw, r)
 					errorHandler(r.Context(), gw, m, w, r, err)
@@ -106,7 +113,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	} else {
 		mux.Handle("/", gw) // the gateway answers unknown paths with a JSON 404
 	}
-	return mux, nil
+	return traced(mux, d.TracerProvider), nil
 }
 
 // registerServices puts the routes of the four services on mux.

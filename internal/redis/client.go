@@ -39,6 +39,7 @@ import (
 	"fmt"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Client is a connection to Redis shared by the gate, the queue, the limiter
@@ -47,6 +48,7 @@ type Client struct {
 	rc     rueidis.Client
 	prefix string
 	near   nearCache
+	tp     trace.TracerProvider // nil: not traced
 }
 
 // Option configures New.
@@ -74,7 +76,12 @@ func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) 
 	// down; the caller answers Unavailable and the client retries instead.
 	opt.DisableRetry = true
 	opt.OnInvalidations = c.near.invalidate
-	rc, err := rueidis.NewClient(opt)
+	var rc rueidis.Client
+	if c.tp != nil {
+		rc, err = newTracedClient(opt, c.tp)
+	} else {
+		rc, err = rueidis.NewClient(opt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redis connect: %w", err)
 	}
@@ -94,6 +101,14 @@ func (c *Client) Ping(ctx context.Context) error {
 		return fmt.Errorf("redis ping: %w", err)
 	}
 	return nil
+}
+
+// exec runs a script, named for its span when traced.
+func (c *Client) exec(ctx context.Context, name string, s *rueidis.Lua, keys, args []string) rueidis.RedisResult {
+	if c.tp != nil {
+		ctx = context.WithValue(ctx, scriptKey{}, name)
+	}
+	return s.Exec(ctx, c.rc, keys, args)
 }
 
 // Close closes the connections.

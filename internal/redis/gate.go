@@ -89,7 +89,9 @@ const (
 
 // admitScript: KEYS product meta, stock, status, stream, inflight, sale
 // meta, buyers; ARGV user, order, queue (0|1), max queued, sale, product,
-// created (unix ms). It returns {code} or {code, order id of the user}.
+// created (unix ms), and in queue mode the W3C traceparent of a sampled
+// caller, kept in the entry so the worker's write joins its trace. It
+// returns {code} or {code, order id of the user}.
 //
 // An admitted order is recorded in flight in the same step as it takes its
 // unit: appended to the product's stream (queue mode) or put in the
@@ -112,7 +114,9 @@ if s <= 0 then return {2} end
 s = redis.call('DECR', KEYS[2])
 redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
 if redis.call('HLEN', KEYS[7]) == 1 then redis.call('PEXPIREAT', KEYS[7], pm[2]) end
-if ARGV[3] == '1' then
+if ARGV[3] == '1' and ARGV[8] then
+  redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7], 'traceparent', ARGV[8])
+elseif ARGV[3] == '1' then
   redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7])
 else
   redis.call('HSET', KEYS[5], ARGV[2], ARGV[5] .. '|' .. ARGV[1] .. '|' .. ARGV[7])
@@ -294,13 +298,18 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uu
 	if a.Queue {
 		queue = "1"
 	}
-	res, err := admitScript.Exec(ctx, g.c.rc,
-		[]string{pk.meta, pk.stock, pk.status, pk.stream, pk.inflight, sk.meta, sk.buyers},
-		[]string{
-			a.Order.UserID.String(), a.Order.ID.String(), queue,
-			strconv.FormatInt(a.MaxQueued, 10), a.Order.SaleID.String(),
-			a.Order.ProductID.String(), strconv.FormatInt(a.Order.CreatedAt.UnixMilli(), 10),
-		}).ToArray()
+	args := []string{
+		a.Order.UserID.String(), a.Order.ID.String(), queue,
+		strconv.FormatInt(a.MaxQueued, 10), a.Order.SaleID.String(),
+		a.Order.ProductID.String(), strconv.FormatInt(a.Order.CreatedAt.UnixMilli(), 10),
+	}
+	if a.Queue {
+		if tp := traceParent(ctx); tp != "" {
+			args = append(args, tp)
+		}
+	}
+	res, err := g.c.exec(ctx, "admit", admitScript,
+		[]string{pk.meta, pk.stock, pk.status, pk.stream, pk.inflight, sk.meta, sk.buyers}, args).ToArray()
 	if err != nil {
 		return 0, uuid.Nil, fmt.Errorf("gate admit: %w", err)
 	}
@@ -366,7 +375,7 @@ func (g *Gate) Settle(ctx context.Context, settled []order.Settlement) error {
 			keys = append(keys, sk.buyers, sk.rejected)
 			args = append(args, s.Order.ID.String(), s.Order.UserID.String(), s.Ref, code)
 		}
-		if err := settleScript.Exec(ctx, g.c.rc, keys, args).Error(); err != nil {
+		if err := g.c.exec(ctx, "settle", settleScript, keys, args).Error(); err != nil {
 			return fmt.Errorf("gate settle: %w", err)
 		}
 	}
@@ -425,7 +434,7 @@ func (g *Gate) load(ctx context.Context, mode string, st order.ProductState) (in
 			args = append(args, user.String(), id.String())
 		}
 	}
-	left, err := loadScript.Exec(ctx, g.c.rc, keys, args).AsInt64()
+	left, err := g.c.exec(ctx, mode, loadScript, keys, args).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("gate %s: %w", mode, err)
 	}
