@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/telemetry"
 )
 
 const usage = `usage: flashsale <command>
@@ -56,11 +57,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
+	// Off unless OTEL_* configure it; then tp is nil and nothing is traced.
+	tracing, err := telemetry.Setup(ctx, cfg.Tracing())
+	if err != nil {
+		return err
+	}
+	defer flushTraces(tracing, log)
+	tp := tracing.Provider()
 	switch args[0] {
 	case "serve":
-		return serve(ctx, cfg, log)
+		return serve(ctx, cfg, log, tp)
 	case "worker":
-		return worker(ctx, cfg, log)
+		return worker(ctx, cfg, log, tp)
 	case "reconcile":
 		return reconcile(ctx, cfg, log, args[1:], stdout)
 	case "migrate":
@@ -80,6 +88,15 @@ func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by config.Load
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// flushTraces sends the spans still buffered, giving up after a few seconds.
+func flushTraces(t *telemetry.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("tracing shutdown", "err", err)
+	}
 }
 
 // now is the clock every rule is judged by: the wall clock, in UTC.

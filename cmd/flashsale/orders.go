@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/grpcapi"
@@ -40,19 +41,21 @@ type orderPath struct {
 
 	// durability says whether Redis keeps an AOF (queue mode only).
 	durability *redis.Durability
+	// tp traces batches and Redis commands; nil: nothing is traced.
+	tp trace.TracerProvider
 }
 
 // newOrderPath connects what the mode needs: nothing more in direct mode;
 // Redis (gate, status cache) and the batcher in sync mode; Redis (gate,
 // status cache, streams) in queue mode.
-func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store, log *slog.Logger, reg prometheus.Registerer) (*orderPath, error) {
-	p := &orderPath{mode: order.Mode(cfg.OrderMode()), store: &cachedStore{Store: store}}
+func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store, log *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*orderPath, error) {
+	p := &orderPath{mode: order.Mode(cfg.OrderMode()), store: &cachedStore{Store: store}, tp: tp}
 	if p.mode == order.ModeDirect {
 		p.store.catalog = store
 		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect})
 		return p, nil
 	}
-	rc, err := connectRedis(ctx, cfg, log)
+	rc, err := connectRedis(ctx, cfg, log, redis.WithTracerProvider(tp))
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +83,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	}
 	switch p.mode {
 	case order.ModeSync:
-		p.batcher = order.NewBatcher(p.batches, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log, order.WithSettler(p.gate))
+		p.batcher = order.NewBatcher(p.batches, cfg.OrdersBatchSize, cfg.OrdersBatchWait(), log, order.WithSettler(p.gate), order.WithTracerProvider(tp))
 		oc.Batcher = p.batcher
 	case order.ModeQueue:
 		p.queue = redis.NewQueue(rc)
@@ -227,7 +230,7 @@ func (p *orderPath) runWorkers(ctx context.Context, n, batchSize int, claimIdle 
 	var wg sync.WaitGroup
 	for i := range n {
 		consumer := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
-		w := order.NewWorker(p.queue, p.batches, p.gate, consumer, batchSize, claimIdle, log)
+		w := order.NewWorker(p.queue, p.batches, p.gate, consumer, batchSize, claimIdle, log, order.WithWorkerTracerProvider(p.tp))
 		wg.Go(func() {
 			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("order worker stopped", "consumer", consumer, "err", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -18,10 +19,11 @@ import (
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/grpcapi"
 	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/postgres"
 	"github.com/flashsale/flashsale/internal/web"
 )
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tp trace.TracerProvider) error {
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("grpc listen: %w", err)
@@ -31,13 +33,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		grpcLis.Close()
 		return fmt.Errorf("http listen: %w", err)
 	}
-	return runServer(ctx, cfg, log, grpcLis, httpLis)
+	return runServer(ctx, cfg, log, grpcLis, httpLis, tp)
 }
 
 // runServer wires the API over the given listeners and serves until ctx is
 // done, then shuts down gracefully: health NOT_SERVING, drain REST and gRPC
-// calls in flight (up to SHUTDOWN_TIMEOUT_SECONDS), close the pools.
-func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis, httpLis net.Listener) error {
+// calls in flight (up to SHUTDOWN_TIMEOUT_SECONDS), close the pools. A
+// non-nil tp traces calls, queries and Redis commands.
+func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis, httpLis net.Listener, tp trace.TracerProvider) error {
 	defer grpcLis.Close()
 	defer httpLis.Close()
 	if cfg.GeneratedSecret {
@@ -47,7 +50,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	// its AOF after a restart: wait for them, up to STARTUP_TIMEOUT_SECONDS.
 	startCtx, started := startupContext(ctx, cfg)
 	defer started()
-	store, err := connectPostgres(startCtx, cfg, log)
+	store, err := connectPostgres(startCtx, cfg, log, postgres.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}
@@ -62,7 +65,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	orders, err := newOrderPath(startCtx, cfg, store, log, reg)
+	orders, err := newOrderPath(startCtx, cfg, store, log, reg, tp)
 	if err != nil {
 		return err
 	}
@@ -76,6 +79,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		Auth: users, Products: orders.store, Sales: orders.store, Orders: orders.service,
 		Now: now, Log: log, Metrics: reg, ClientIP: clientIP,
 		WatchMaxStreams: cfg.WatchMaxStreams, WatchMaxStreamsPerIP: cfg.WatchMaxStreamsPerIP,
+		TracerProvider: tp,
 	}
 	if orders.gate != nil {
 		deps.Status, deps.Reconciler = orders.status, orders
@@ -110,7 +114,8 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.
-	conn, err := grpc.NewClient(loopback(grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(loopback(grpcLis.Addr()),
+		append(grpcapi.TraceDialOptions(tp), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("gateway dial: %w", err)
 	}
@@ -123,6 +128,8 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		Pprof:    cfg.DebugPprof,
 		UI:       web.Handler(),
 		ClientIP: clientIP,
+
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return err

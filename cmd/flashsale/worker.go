@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/postgres"
@@ -16,11 +17,11 @@ import (
 
 // worker writes queued orders (ORDER_MODE=queue) to PostgreSQL with
 // ORDERS_WORKER_CONCURRENCY consumers (at least one) until interrupted.
-func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func worker(ctx context.Context, cfg config.Config, log *slog.Logger, tp trace.TracerProvider) error {
 	if cfg.OrderMode() != config.OrderModeQueue {
 		return errors.New("worker: set ORDER_MODE=queue (or ORDERS_USE_QUEUE=true); other modes have no queue")
 	}
-	_, p, closeAll, err := connectOrderPath(ctx, cfg, log)
+	_, p, closeAll, err := connectOrderPath(ctx, cfg, log, tp)
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 	if cfg.OrderMode() == config.OrderModeDirect {
 		return errors.New("reconcile: ORDER_MODE=direct keeps no gate state")
 	}
-	store, p, closeAll, err := connectOrderPath(ctx, cfg, log)
+	store, p, closeAll, err := connectOrderPath(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -71,14 +72,15 @@ func reconcile(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 // connectOrderPath opens the store and the order path of cfg's mode for a
 // command that serves no API (its metrics go nowhere), waiting for
 // PostgreSQL and Redis up to STARTUP_TIMEOUT_SECONDS; closeAll closes both.
-func connectOrderPath(ctx context.Context, cfg config.Config, log *slog.Logger) (*postgres.Store, *orderPath, func(), error) {
+// A non-nil tp traces the batches written, their queries and scripts.
+func connectOrderPath(ctx context.Context, cfg config.Config, log *slog.Logger, tp trace.TracerProvider) (*postgres.Store, *orderPath, func(), error) {
 	startCtx, started := startupContext(ctx, cfg)
 	defer started()
-	store, err := connectPostgres(startCtx, cfg, log)
+	store, err := connectPostgres(startCtx, cfg, log, postgres.WithTracerProvider(tp))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := newOrderPath(startCtx, cfg, store, log, prometheus.NewRegistry())
+	p, err := newOrderPath(startCtx, cfg, store, log, prometheus.NewRegistry(), tp)
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err
