@@ -79,7 +79,8 @@ func NewServer(d Deps) *Server {
 		Name: "flashsale_order_outcomes_total",
 		Help: "PlaceOrder results by outcome: CONFIRMED, PENDING, or the error reason (SOLD_OUT, ALREADY_ORDERED, SALE_NOT_ACTIVE, ...).",
 	}, []string{"outcome"})
-	d.Metrics.MustRegister(metrics, outcomes)
+	refused := newRefusals()
+	d.Metrics.MustRegister(metrics, outcomes, refused.vec)
 
 	authn := grpcauth.UnaryServerInterceptor(authFunc(d.Auth, d.Log))
 	authnStream := grpcauth.StreamServerInterceptor(authFunc(d.Auth, d.Log))
@@ -107,7 +108,7 @@ func NewServer(d Deps) *Server {
 	unary = append(unary, authn)
 	stream = append(stream, authnStream)
 	if d.Limits != nil {
-		limits := newLimiter(*d.Limits, d.ClientIP, d.Log)
+		limits := newLimiter(*d.Limits, d.ClientIP, d.Log, refused)
 		unary = append(unary, limits.unary)
 		stream = append(stream, limits.stream)
 	}
@@ -133,6 +134,7 @@ func NewServer(d Deps) *Server {
 	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
 	sales := &flashSaleServer{sales: d.Sales, status: d.Status, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
 	sales.watch = newWatchHub(sales.saleStatus, d.WatchMaxStreams, d.WatchMaxStreamsPerIP, d.Log)
+	sales.watch.refused = refused
 	flashsalev1.RegisterFlashSaleServiceServer(s, sales)
 	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
 	hs := health.NewServer()

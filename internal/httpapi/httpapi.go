@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -58,6 +59,9 @@ type Deps struct {
 	// tracing middleware at all. Conn should then trace too
 	// (grpcapi.TraceDialOptions), so the gRPC spans join the request's.
 	TracerProvider trace.TracerProvider
+	// Metrics, when set, gets flashsale_dependency_up: Ready pinged at
+	// every scrape, so an alert sees what /readyz would answer.
+	Metrics prometheus.Registerer
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -94,6 +98,11 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		return nil, err
 	}
 
+	if d.Metrics != nil {
+		if err := d.Metrics.Register(newReadiness(d.Ready)); err != nil {
+			return nil, fmt.Errorf("readiness metric: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
@@ -215,4 +224,35 @@ func readyz(deps map[string]Checker, log *slog.Logger) http.Handler {
 		}
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
+}
+
+// readiness is flashsale_dependency_up: each dependency /readyz checks,
+// pinged at every scrape.
+type readiness struct {
+	deps map[string]Checker
+	up   *prometheus.Desc
+}
+
+func newReadiness(deps map[string]Checker) *readiness {
+	return &readiness{deps: deps, up: prometheus.NewDesc("flashsale_dependency_up",
+		"1 when a dependency /readyz checks answers within a second (postgres, redis, and in queue mode redis_aof: Redis keeping its append-only file), else 0.",
+		[]string{"dependency"}, nil)}
+}
+
+func (r *readiness) Describe(ch chan<- *prometheus.Desc) { ch <- r.up }
+
+func (r *readiness) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, dep := range r.deps {
+		wg.Go(func() {
+			v := 1.0
+			if dep.Ping(ctx) != nil {
+				v = 0
+			}
+			ch <- prometheus.MustNewConstMetric(r.up, prometheus.GaugeValue, v, name)
+		})
+	}
+	wg.Wait()
 }

@@ -68,6 +68,11 @@ func (s *Store) Close() {
 	s.pool.Close()
 }
 
+// PoolStats is the connection pool's standing, for metrics.
+func (s *Store) PoolStats() *pgxpool.Stat {
+	return s.pool.Stat()
+}
+
 // Ping checks that the database answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {

@@ -37,6 +37,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/trace"
@@ -45,10 +46,11 @@ import (
 // Client is a connection to Redis shared by the gate, the queue, the limiter
 // and the cache. Client-side caching (RESP3 tracking) stays on.
 type Client struct {
-	rc     rueidis.Client
-	prefix string
-	near   nearCache
-	tp     trace.TracerProvider // nil: not traced
+	rc      rueidis.Client
+	prefix  string
+	near    nearCache
+	tp      trace.TracerProvider // nil: not traced
+	metrics *clientMetrics
 }
 
 // Option configures New.
@@ -63,7 +65,7 @@ func WithKeyPrefix(prefix string) Option {
 // New connects to the Redis at redisURL (redis://[user:pass@]host:port/db)
 // and pings it.
 func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) {
-	c := &Client{prefix: "fs"}
+	c := &Client{prefix: "fs", metrics: newClientMetrics()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -103,12 +105,16 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
-// exec runs a script, named for its span when traced.
+// exec runs a script, timed as flashsale_redis_script_seconds{script=name}
+// and named for its span when traced.
 func (c *Client) exec(ctx context.Context, name string, s *rueidis.Lua, keys, args []string) rueidis.RedisResult {
 	if c.tp != nil {
 		ctx = context.WithValue(ctx, scriptKey{}, name)
 	}
-	return s.Exec(ctx, c.rc, keys, args)
+	start := time.Now()
+	r := s.Exec(ctx, c.rc, keys, args)
+	c.metrics.observeScript(name, time.Since(start))
+	return r
 }
 
 // Close closes the connections.

@@ -190,8 +190,9 @@ return 1
 // order older than the orphan horizon and not in PostgreSQL was abandoned
 // by a writer that died and is dropped. The units left are quantity minus
 // the orders in flight. In load mode nothing happens when the product and
-// every sale are loaded already. It returns the units left, or -1 when
-// nothing was done.
+// every sale are loaded already. It returns {units left, units the gate
+// held before (-1: none), buyers before, buyers after}, the last three for
+// the drift a reconcile corrects, or {-1} when nothing was done.
 var loadScript = rueidis.NewLuaScript(luaPublish + `
 local nsales = tonumber(ARGV[6])
 if ARGV[1] == 'load' and redis.call('EXISTS', KEYS[1]) == 1 then
@@ -199,14 +200,17 @@ if ARGV[1] == 'load' and redis.call('EXISTS', KEYS[1]) == 1 then
   for j = 1, nsales do
     if redis.call('EXISTS', KEYS[5 + 3 * (j - 1) + 1]) == 0 then all = false end
   end
-  if all then return -1 end
+  if all then return {-1} end
 end
+local stockBefore = tonumber(redis.call('GET', KEYS[2]) or '-1')
+local buyersBefore, buyersAfter = 0, 0
 local expire = ARGV[5]
 local buyersOf = {}
 local a = 7 + 5 * nsales
 for j = 1, nsales do
   local base = 7 + 5 * (j - 1)
   local meta, buyers, rejected = KEYS[5 + 3 * (j - 1) + 1], KEYS[5 + 3 * (j - 1) + 2], KEYS[5 + 3 * (j - 1) + 3]
+  buyersBefore = buyersBefore + redis.call('HLEN', buyers)
   redis.call('DEL', meta, buyers)
   redis.call('HSET', meta, 'starts_us', ARGV[base + 1], 'ends_us', ARGV[base + 2])
   local nb = tonumber(ARGV[base + 4])
@@ -262,7 +266,8 @@ redis.call('HINCRBY', KEYS[1], 'generation', 1)
 for _, k in ipairs({KEYS[1], KEYS[2], KEYS[5]}) do redis.call('PEXPIREAT', k, expire) end
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 publish(KEYS[3], stock, step, expire)
-return stock
+for _, b in pairs(buyersOf) do buyersAfter = buyersAfter + redis.call('HLEN', b) end
+return {stock, stockBefore, buyersBefore, buyersAfter}
 `)
 
 // Gate is the admission gate (order.Gate) over Redis: each operation is one
@@ -434,9 +439,16 @@ func (g *Gate) load(ctx context.Context, mode string, st order.ProductState) (in
 			args = append(args, user.String(), id.String())
 		}
 	}
-	left, err := g.c.exec(ctx, mode, loadScript, keys, args).AsInt64()
+	res, err := g.c.exec(ctx, mode, loadScript, keys, args).AsIntSlice()
+	if err == nil && len(res) != 1 && len(res) != 4 {
+		err = fmt.Errorf("unexpected script result %v", res)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("gate %s: %w", mode, err)
+	}
+	left := res[0]
+	if mode == "reconcile" && len(res) == 4 {
+		g.c.metrics.reconciled(res[0], res[1], res[2], res[3])
 	}
 	// The registry lives in another slot, so it cannot be written by the
 	// script; SADD is idempotent and also heals a lost registry.
