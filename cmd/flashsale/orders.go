@@ -21,6 +21,7 @@ import (
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/redis"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/telemetry"
 )
 
 // orderPath is the order service of the configured mode with the parts it
@@ -43,6 +44,8 @@ type orderPath struct {
 	durability *redis.Durability
 	// tp traces batches and Redis commands; nil: nothing is traced.
 	tp trace.TracerProvider
+	// sales tallies each open sale's decisions, for metrics.
+	sales *telemetry.Sales
 }
 
 // newOrderPath connects what the mode needs: nothing more in direct mode;
@@ -52,7 +55,8 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	p := &orderPath{mode: order.Mode(cfg.OrderMode()), store: &cachedStore{Store: store}, tp: tp}
 	if p.mode == order.ModeDirect {
 		p.store.catalog = store
-		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect})
+		p.sales = telemetry.NewSales(store, telemetry.ProductStock{Products: store}, now)
+		p.service = order.NewService(store, now, order.Config{Mode: order.ModeDirect, Decisions: p.sales})
 		return p, nil
 	}
 	rc, err := connectRedis(ctx, cfg, log, redis.WithTracerProvider(tp))
@@ -61,6 +65,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 	}
 	p.redis = rc
 	p.gate = redis.NewGate(rc)
+	p.sales = telemetry.NewSales(p.store, p.gate, now)
 	p.batches = newTimedBatches(store, reg)
 	p.status = newStatusReader(p.gate, reg)
 	p.store.loadGate = func(ctx context.Context, sl sale.Sale) error { return p.service.LoadGate(ctx, sl) }
@@ -80,6 +85,7 @@ func newOrderPath(ctx context.Context, cfg config.Config, store *postgres.Store,
 		Status:     p.status,
 		MaxQueued:  int64(cfg.OrdersQueueMaxQueued),
 		RetryAfter: cfg.OrdersQueueRetryAfter(),
+		Decisions:  p.sales,
 	}
 	switch p.mode {
 	case order.ModeSync:

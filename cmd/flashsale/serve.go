@@ -20,6 +20,7 @@ import (
 	"github.com/flashsale/flashsale/internal/grpcapi"
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/postgres"
+	"github.com/flashsale/flashsale/internal/telemetry"
 	"github.com/flashsale/flashsale/internal/web"
 )
 
@@ -57,7 +58,8 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	defer store.Close()
 
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.TokenTTL(), now)
-	users := auth.NewService(store, tokens, now, log, auth.WithHasher(auth.NewHasher(cfg.AuthHashConcurrency, cfg.AuthHashWait())))
+	hasher := auth.NewHasher(cfg.AuthHashConcurrency, cfg.AuthHashWait())
+	users := auth.NewService(store, tokens, now, log, auth.WithHasher(hasher))
 	if cfg.AdminEmail != "" {
 		if _, err := users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)
@@ -73,6 +75,9 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 	if err := orders.requirePersistence(startCtx, cfg, log); err != nil {
 		return err
 	}
+	telemetry.RegisterMetrics(reg, telemetry.Sources{
+		Store: store, Hasher: hasher, Redis: orders.redis, Queue: orders.queue, Sales: orders.sales,
+	})
 	started()
 	clientIP := grpcapi.NewClientIP(cfg.TrustedProxies()) // shared by the gateway and the gRPC server
 	deps := grpcapi.Deps{
@@ -124,6 +129,7 @@ func runServer(ctx context.Context, cfg config.Config, log *slog.Logger, grpcLis
 		Conn:     conn,
 		Ready:    orders.ready(store),
 		Gatherer: reg,
+		Metrics:  reg,
 		Log:      log,
 		Pprof:    cfg.DebugPprof,
 		UI:       web.Handler(),
