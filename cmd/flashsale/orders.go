@@ -326,6 +326,8 @@ func newStatusReader(g *redis.Gate, reg prometheus.Registerer) *statusReader {
 		Name: "flashsale_sale_status_lookups_total",
 		Help: "Sale-status reads by result: hit (served from this process's client-side cache) or miss; the hit ratio is hit / (hit + miss).",
 	}, []string{"result"})
+	c.WithLabelValues("hit") // both series exist from the start, for dashboards
+	c.WithLabelValues("miss")
 	reg.MustRegister(c)
 	return &statusReader{gate: g, lookups: c}
 }
