@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log := newLogger(cfg.LogLevel)
 	// Off unless OTEL_* configure it; then tp is nil and nothing is traced.
-	tracing, err := telemetry.Setup(ctx, cfg.Tracing())
+	tracing, err := telemetry.Setup(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flashsale/flashsale/internal/telemetry"
 )
 
 // TestTracePlaceOrder: one REST PlaceOrder carrying a W3C traceparent, in
@@ -162,4 +164,76 @@ func spanTree(spans []sdktrace.ReadOnlySpan, callerID trace.SpanID) string {
 	b.WriteString("caller\n")
 	walk(callerID, 1)
 	return b.String()
+}
+
+// TestTraceHeadSampling: with the server's own provider sampling no new
+// trace (parentbased_traceidratio at 0), a REST PlaceOrder whose caller
+// sampled its trace is traced through, the batch write included, and one
+// without a traceparent, or with an unsampled one, leaves no span at all.
+func TestTraceHeadSampling(t *testing.T) {
+	sampler, err := telemetry.Sampler("parentbased_traceidratio", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := tracetest.NewInMemoryExporter()
+	tp := telemetry.NewProvider(sampler, sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	s := startTracedServer(t, tp, "ORDER_MODE=sync")
+	product, _, _ := saleOpenNow(t, s, 5)
+	tokens := registerUsers(t, s, 3)
+	place := func(token, traceparent string) {
+		t.Helper()
+		req, err := http.NewRequest("POST", s.baseURL+"/v1/products/"+product+"/orders", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if traceparent != "" {
+			req.Header.Set("traceparent", traceparent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("PlaceOrder: %d", resp.StatusCode)
+		}
+	}
+	place(tokens[0], "")
+	place(tokens[1], "00-0f1a5e55a1e00000000000000000000a-ca11e50000000001-00")
+	time.Sleep(200 * time.Millisecond) // the batch's spans end after the answer
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Fatalf("%d spans from requests the sampler left out, want none", n)
+	}
+
+	caller := "0f1a5e55a1e00000000000000000000b"
+	place(tokens[2], "00-"+caller+"-ca11e50000000002-01")
+	want := []string{
+		"caller > POST /v1/products/{product_id}/orders",
+		"POST /v1/products/{product_id}/orders > flashsale.v1.OrderService/PlaceOrder",
+		"flashsale.v1.OrderService/PlaceOrder > flashsale.v1.OrderService/PlaceOrder",
+		"flashsale.v1.OrderService/PlaceOrder > EVALSHA admit",
+		"flashsale.v1.OrderService/PlaceOrder > order.commit",
+		"order.commit > order.batch",
+		"order.batch > OrderInsertBatchTakeStock",
+		"order.batch > EVALSHA settle",
+	}
+	id, _ := trace.TraceIDFromHex(caller)
+	callerSpan, _ := trace.SpanIDFromHex("ca11e50000000002")
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		missing = missingEdges(spansOf(exp, id), callerSpan, want)
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("sampled caller's trace lacks %q; it has:\n%s", missing, spanTree(spansOf(exp, id), callerSpan))
+	}
+	for _, sp := range exp.GetSpans() {
+		if sp.SpanContext.TraceID() != id {
+			t.Errorf("span %s in trace %s, outside the one sampled trace", sp.Name, sp.SpanContext.TraceID())
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,12 +143,13 @@ type Config struct {
 
 	// The OpenTelemetry settings that decide whether tracing is on (see
 	// Tracing) and that are checked here; the SDK reads the rest of OTEL_*.
-	OTelSDKDisabled    bool    `env:"OTEL_SDK_DISABLED"`
-	OTelTracesExporter string  `env:"OTEL_TRACES_EXPORTER"`
-	OTelEndpoint       string  `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
-	OTelTracesEndpoint string  `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
-	OTelTracesSampler  string  `env:"OTEL_TRACES_SAMPLER"`
-	OTelSamplerArg     float64 `env:"OTEL_TRACES_SAMPLER_ARG"`
+	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED"`
+	OTelTracesExporter string `env:"OTEL_TRACES_EXPORTER"`
+	OTelEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTelTracesSampler  string `env:"OTEL_TRACES_SAMPLER"`
+	// OTelSamplerArg is OTEL_TRACES_SAMPLER_ARG as given; use TraceSampler.
+	OTelSamplerArg string `env:"OTEL_TRACES_SAMPLER_ARG"`
 }
 
 // Load reads the process environment; see LoadFrom.
@@ -268,14 +270,18 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	default:
 		check("OTEL_TRACES_EXPORTER", false, "OTEL_TRACES_EXPORTER=%q must be one of otlp, console, none", c.OTelTracesExporter)
 	}
+	c.OTelTracesSampler = strings.ToLower(strings.TrimSpace(c.OTelTracesSampler))
 	switch c.OTelTracesSampler {
 	case "", "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
 	default:
 		check("OTEL_TRACES_SAMPLER", false, "OTEL_TRACES_SAMPLER=%q must be one of always_on, always_off, traceidratio, "+
 			"parentbased_always_on, parentbased_always_off, parentbased_traceidratio", c.OTelTracesSampler)
 	}
-	check("OTEL_TRACES_SAMPLER_ARG", c.OTelSamplerArg >= 0 && c.OTelSamplerArg <= 1,
-		"OTEL_TRACES_SAMPLER_ARG=%v must be a sampling ratio from 0 to 1", c.OTelSamplerArg)
+	if arg := strings.TrimSpace(c.OTelSamplerArg); arg != "" {
+		r, err := strconv.ParseFloat(arg, 64)
+		check("OTEL_TRACES_SAMPLER_ARG", err == nil && r >= 0 && r <= 1,
+			"OTEL_TRACES_SAMPLER_ARG=%q must be a sampling ratio from 0 to 1", c.OTelSamplerArg)
+	}
 
 	if len(problems) > 0 {
 		return Config{}, errors.Join(problems...)
@@ -311,6 +317,19 @@ func (c Config) Tracing() bool {
 		return c.OTelEndpoint != "" || c.OTelTracesEndpoint != ""
 	}
 	return true
+}
+
+// TraceSampler is OTEL_TRACES_SAMPLER (default parentbased_always_on) and
+// the ratio of the traceidratio samplers (OTEL_TRACES_SAMPLER_ARG, default 1).
+func (c Config) TraceSampler() (name string, ratio float64) {
+	name, ratio = c.OTelTracesSampler, 1
+	if name == "" {
+		name = "parentbased_always_on"
+	}
+	if r, err := strconv.ParseFloat(strings.TrimSpace(c.OTelSamplerArg), 64); err == nil {
+		ratio = r
+	}
+	return name, ratio
 }
 
 // TokenTTL is how long an access token stays valid.

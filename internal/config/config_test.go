@@ -236,6 +236,14 @@ func TestTracing(t *testing.T) {
 		{[]string{"OTEL_TRACES_EXPORTER", "otlp", "OTEL_SDK_DISABLED", "true"}, false},
 		{[]string{"OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.01"}, false},
 	}
+	c, err := LoadFrom(with("OTEL_TRACES_SAMPLER", "ParentBased_TraceIDRatio", "OTEL_TRACES_SAMPLER_ARG", "0.01"))
+	if name, ratio := c.TraceSampler(); err != nil || name != "parentbased_traceidratio" || ratio != 0.01 {
+		t.Errorf("TraceSampler() = %q, %v (%v), want parentbased_traceidratio, 0.01", name, ratio, err)
+	}
+	c, _ = LoadFrom(with())
+	if name, ratio := c.TraceSampler(); name != "parentbased_always_on" || ratio != 1 {
+		t.Errorf("TraceSampler() by default = %q, %v, want parentbased_always_on, 1", name, ratio)
+	}
 	for _, tt := range tests {
 		c, err := LoadFrom(with(tt.environ...))
 		if err != nil {
@@ -295,7 +303,8 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"bad trusted cidr", with("TRUSTED_PROXIES", "10.0.0.0/33"), `"10.0.0.0/33" is neither a CIDR`},
 		{"unknown traces exporter", with("OTEL_TRACES_EXPORTER", "zipkin"), `OTEL_TRACES_EXPORTER="zipkin" must be one of otlp, console, none`},
 		{"unknown sampler", with("OTEL_TRACES_SAMPLER", "sometimes"), `OTEL_TRACES_SAMPLER="sometimes" must be one of`},
-		{"sampler ratio over 1", with("OTEL_TRACES_SAMPLER_ARG", "5"), "OTEL_TRACES_SAMPLER_ARG=5 must be a sampling ratio from 0 to 1"},
+		{"sampler ratio not a number", with("OTEL_TRACES_SAMPLER_ARG", "half"), `OTEL_TRACES_SAMPLER_ARG="half" must be a sampling ratio`},
+		{"sampler ratio over 1", with("OTEL_TRACES_SAMPLER_ARG", "5"), `OTEL_TRACES_SAMPLER_ARG="5" must be a sampling ratio from 0 to 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -127,7 +126,7 @@ func NewServer(d Deps) *Server {
 		grpc.ChainStreamInterceptor(stream...),
 	}
 	if d.TracerProvider != nil {
-		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(traceOptions(d.TracerProvider)...)))
+		opts = append(opts, grpc.StatsHandler(serverTraceHandler(d.TracerProvider)))
 	}
 	s := grpc.NewServer(opts...)
 	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})

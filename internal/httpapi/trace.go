@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/flashsale/internal/telemetry"
@@ -16,18 +17,20 @@ import (
 
 // traced wraps h in otelhttp's server span for the API's requests (/v1/),
 // the probes, metrics, pages and profiles staying untraced; h as is when
-// tp is nil. The span is named after the gateway's route, as
-// OpenTelemetry's HTTP conventions ask ("POST
+// tp is nil. Whether a request is traced is decided first
+// (telemetry.Decider): one that is not goes to h directly, carrying only
+// its unsampled trace context. The span is named after the gateway's
+// route, as OpenTelemetry's HTTP conventions ask ("POST
 // /v1/products/{product_id}/orders"): paths carry ids, too many names.
 func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
 	if tp == nil {
 		return h
 	}
-	h = otelhttp.NewHandler(h, "flashsale",
+	decider := telemetry.DeciderOf(tp)
+	instrumented := otelhttp.NewHandler(h, "flashsale",
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(telemetry.Propagator),
 		otelhttp.WithMeterProvider(noop.NewMeterProvider()), // the metrics are Prometheus's
-		otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/") }),
 		// Called as the request starts, and again once it is served.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			if rt, ok := r.Context().Value(routeKey{}).(*route); ok && rt.name != "" {
@@ -37,10 +40,18 @@ func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
 		}),
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			r = r.WithContext(context.WithValue(r.Context(), routeKey{}, &route{}))
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		parent := trace.SpanContextFromContext(telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		ctx, sampled := decider.Decide(r.Context(), parent)
+		if !sampled {
+			// Marked, so the gRPC server behind the gateway leaves it out too.
+			h.ServeHTTP(w, r.WithContext(telemetry.MarkUnsampled(ctx, parent)))
+			return
+		}
+		instrumented.ServeHTTP(w, r.WithContext(context.WithValue(ctx, routeKey{}, &route{})))
 	})
 }
 

@@ -108,7 +108,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // exec runs a script, timed as flashsale_redis_script_seconds{script=name}
 // and named for its span when traced.
 func (c *Client) exec(ctx context.Context, name string, s *rueidis.Lua, keys, args []string) rueidis.RedisResult {
-	if c.tp != nil {
+	if c.tp != nil && trace.SpanContextFromContext(ctx).IsSampled() {
 		ctx = context.WithValue(ctx, scriptKey{}, name)
 	}
 	start := time.Now()
