@@ -91,7 +91,7 @@ func NewServer(d Deps) *Server {
 	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
 	if d.TracerProvider != nil {
 		// First, so a call's span covers the whole chain.
-		t := newServerTracing(d.TracerProvider)
+		t := newServerTracing(d.TracerProvider, d.ClientIP)
 		unary = append([]grpc.UnaryServerInterceptor{t.unary}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{t.stream}, stream...)
 	}

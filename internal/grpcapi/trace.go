@@ -33,10 +33,13 @@ const tracerName = "github.com/flashsale/flashsale/internal/grpcapi"
 type serverTracing struct {
 	tracer  trace.Tracer
 	decider telemetry.Decider
+	// gateway tells the calls of this process's REST gateway, whose HTTP
+	// edge decided already: without a traceparent such a call is unsampled.
+	gateway *ClientIP
 }
 
-func newServerTracing(tp trace.TracerProvider) *serverTracing {
-	return &serverTracing{tracer: tp.Tracer(tracerName), decider: telemetry.DeciderOf(tp)}
+func newServerTracing(tp trace.TracerProvider, gateway *ClientIP) *serverTracing {
+	return &serverTracing{tracer: tp.Tracer(tracerName), decider: telemetry.DeciderOf(tp), gateway: gateway}
 }
 
 // start decides whether the call is traced and, if so, starts its span.
@@ -51,6 +54,8 @@ func (t *serverTracing) start(ctx context.Context, method string) (context.Conte
 			c["tracestate"] = ts[0]
 		}
 		parent = trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, c))
+	} else if t.gateway.fromGateway(ctx) {
+		return ctx, nil // the REST edge left it out
 	}
 	ctx, sampled := t.decider.Decide(ctx, parent)
 	if !sampled {
@@ -130,11 +135,11 @@ func canonicalCode(c codes.Code) string {
 	return b.String()
 }
 
-// TraceDialOptions make a client of this server (the REST gateway) trace
-// its calls within a sampled trace, and send the trace context along, so
-// that the server's spans join the caller's trace; none when tp is nil. A
-// call in an unsampled trace only carries its traceparent (flags 00), so
-// the server does not sample it anew.
+// TraceDialOptions make the REST gateway's client of this server trace its
+// calls within a sampled trace, and send the trace context along, so that
+// the server's spans join the caller's trace; none when tp is nil. A call
+// in no sampled trace carries nothing: the server knows the gateway's
+// calls (ClientIP) and leaves them out, the HTTP edge having decided.
 func TraceDialOptions(tp trace.TracerProvider) []grpc.DialOption {
 	if tp == nil {
 		return nil
@@ -148,15 +153,11 @@ type clientTracing struct{ tracer trace.Tracer }
 // start starts the call's client span in a sampled trace, and puts the
 // trace context in the outgoing metadata.
 func (t *clientTracing) start(ctx context.Context, method string) (context.Context, trace.Span) {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
 		return ctx, nil
 	}
-	var span trace.Span
-	if sc.IsSampled() {
-		ctx, span = t.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(semconv.RPCSystemNameGRPC, semconv.RPCMethod(strings.TrimPrefix(method, "/"))))
-	}
+	ctx, span := t.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.RPCSystemNameGRPC, semconv.RPCMethod(strings.TrimPrefix(method, "/"))))
 	c := propagation.MapCarrier{}
 	telemetry.Propagator.Inject(ctx, c)
 	kv := make([]string, 0, 2*len(c))

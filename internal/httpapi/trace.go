@@ -18,8 +18,8 @@ import (
 // traced wraps h in otelhttp's server span for the API's requests (/v1/),
 // the probes, metrics, pages and profiles staying untraced; h as is when
 // tp is nil. Whether a request is traced is decided first
-// (telemetry.Decider): one that is not goes to h directly, carrying only
-// its unsampled trace context. The span is named after the gateway's
+// (telemetry.Decider): one that is not goes to h as it came, and the gRPC
+// server knows the gateway's calls and leaves them out too. The span is named after the gateway's
 // route, as OpenTelemetry's HTTP conventions ask ("POST
 // /v1/products/{product_id}/orders"): paths carry ids, too many names.
 func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
@@ -47,8 +47,7 @@ func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
 		parent := trace.SpanContextFromContext(telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
 		ctx, sampled := decider.Decide(r.Context(), parent)
 		if !sampled {
-			// Marked, so the gRPC server behind the gateway leaves it out too.
-			h.ServeHTTP(w, r.WithContext(telemetry.MarkUnsampled(ctx, parent)))
+			h.ServeHTTP(w, r)
 			return
 		}
 		instrumented.ServeHTTP(w, r.WithContext(context.WithValue(ctx, routeKey{}, &route{})))

@@ -10,9 +10,9 @@
 //
 // On, the sampling decision is taken once, where a request enters the
 // process (Provider.Decide), before any span exists: a request that is not
-// sampled goes through the plain, uninstrumented path, carrying only the
-// unsampled trace context for whoever it calls next. So with 1% sampling,
-// 99% of requests cost a few hundred nanoseconds, not a span per layer.
+// sampled goes through the plain, uninstrumented path. So with 1%
+// sampling, 99% of requests cost a fraction of a microsecond, not a span
+// per layer.
 package telemetry
 
 import (
@@ -140,7 +140,7 @@ func NewProvider(sampler sdktrace.Sampler, opts ...sdktrace.TracerProviderOption
 // under parent (the caller's span context, from its traceparent; invalid
 // when it sent none). A sampled request is to be instrumented; one the
 // caller marked unsampled, or a new one the sampler leaves out, is not,
-// and ctx comes back as it was (see MarkUnsampled).
+// and ctx comes back as it was.
 func (p *Provider) Decide(ctx context.Context, parent trace.SpanContext) (context.Context, bool) {
 	id := parent.TraceID()
 	pctx := ctx
@@ -157,19 +157,6 @@ func (p *Provider) Decide(ctx context.Context, parent trace.SpanContext) (contex
 		ctx = context.WithValue(ctx, rootIDKey{}, id) // the root span takes it (ids)
 	}
 	return ctx, true
-}
-
-// MarkUnsampled puts in ctx the span context of a request Decide left out
-// (the caller's, or a new one), unsampled, so that what it calls within
-// the process or beyond (the REST gateway's gRPC call, which has its own
-// edge) does not sample it anew.
-func MarkUnsampled(ctx context.Context, parent trace.SpanContext) context.Context {
-	if !parent.IsValid() {
-		parent = trace.NewSpanContext(trace.SpanContextConfig{TraceID: newTraceID(), SpanID: newSpanID()})
-	} else if parent.IsSampled() {
-		parent = parent.WithTraceFlags(parent.TraceFlags().WithSampled(false))
-	}
-	return trace.ContextWithRemoteSpanContext(ctx, parent)
 }
 
 // Decider takes the sampling decision where a request enters the process.
