@@ -984,12 +984,17 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-// niceMax rounds a chart's top up to 1, 2 or 5 times a power of ten.
+// niceMax rounds a chart's top up to 1, 2, 4 or 8 times a power of ten,
+// which quarter into round ticks.
 function niceMax(v) {
-  if (!(v > 0)) return 1;
+  if (!(v > 0)) return 4;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  for (const m of [1, 2, 4, 8, 10]) if (v <= m * p) return m * p;
   return 10 * p;
+}
+
+function tickText(v) {
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
 // drawLiveChart draws admissions per second (left scale) and units left
@@ -997,10 +1002,13 @@ function niceMax(v) {
 function drawLiveChart(el, points) {
   const W = 640, H = 260, L = 48, R = 56, T = 16, B = 28;
   const now = points.length ? points[points.length - 1].t : 0;
-  const t0 = now - LIVE_WINDOW_S * 1000;
+  // The time axis spans what the view has seen, 30 s at least and
+  // LIVE_WINDOW_S at most.
+  const span = Math.min(LIVE_WINDOW_S * 1000, Math.max(30000, points.length ? now - points[0].t : 0));
+  const t0 = now - span;
   const maxRate = niceMax(Math.max(0, ...points.map((p) => p.rate)));
   const maxLeft = niceMax(Math.max(0, ...points.map((p) => p.remaining ?? 0)));
-  const x = (t) => L + ((t - t0) / (LIVE_WINDOW_S * 1000)) * (W - L - R);
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const yRate = (v) => H - B - (v / maxRate) * (H - T - B);
   const yLeft = (v) => H - B - (v / maxLeft) * (H - T - B);
   const line = (pts) => pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ');
@@ -1010,11 +1018,13 @@ function drawLiveChart(el, points) {
   for (let i = 0; i <= 4; i++) {
     const y = T + (i / 4) * (H - T - B);
     kids.push(svg('line', { x1: L, x2: W - R, y1: y, y2: y, class: 'chart-grid' }));
-    kids.push(svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'chart-axis rate', text: String(Math.round(maxRate * (1 - i / 4))) }));
-    kids.push(svg('text', { x: W - R + 6, y: y + 4, class: 'chart-axis left', text: String(Math.round(maxLeft * (1 - i / 4))) }));
+    kids.push(svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'chart-axis rate', text: tickText(maxRate * (1 - i / 4)) }));
+    kids.push(svg('text', { x: W - R + 6, y: y + 4, class: 'chart-axis left', text: tickText(maxLeft * (1 - i / 4)) }));
   }
-  for (const ago of [300, 240, 180, 120, 60, 0]) {
-    kids.push(svg('text', { x: x(now - ago * 1000), y: H - 8, 'text-anchor': 'middle', class: 'chart-axis', text: ago ? `-${ago / 60}m` : 'now' }));
+  for (let i = 0; i <= 5; i++) {
+    const ago = Math.round((span / 1000) * (1 - i / 5));
+    const label = ago === 0 ? 'now' : ago >= 120 ? `-${Math.round(ago / 60)}m` : `-${ago}s`;
+    kids.push(svg('text', { x: x(now - ago * 1000), y: H - 8, 'text-anchor': 'middle', class: 'chart-axis', text: label }));
   }
   kids.push(svg('polyline', { id: 'live-remaining-line', class: 'series-left', 'data-points': points.filter((p) => p.remaining !== null).length,
     points: line(points.filter((p) => p.remaining !== null).map((p) => [x(p.t), yLeft(p.remaining)])) }));
@@ -1040,7 +1050,7 @@ async function viewLive(view, productId) {
   const admittedEl = h('strong', { id: 'live-admitted', 'data-testid': 'live-admitted', text: '0' });
   const countsEl = h('dl', { id: 'live-outcomes', class: 'outcomes', 'data-testid': 'live-outcomes' });
   const chart = svg('svg', { id: 'live-chart', 'data-testid': 'live-chart', viewBox: '0 0 640 260', role: 'img',
-    'aria-label': 'Admissions per second and units left over the last five minutes', class: 'chart' });
+    'aria-label': 'Admissions per second and units left, over up to the last five minutes', class: 'chart' });
   const note = h('p', { class: 'hint', text: 'Units left and state come from the sale-status stream; decisions are this server\'s (/metrics), sampled every second.' });
   view.append(
     h('p', {}, h('a', { href: '#/admin', text: '← Admin' }), ' · ', h('a', { href: `#/product/${productId}`, text: 'sale page' })),
@@ -1087,9 +1097,9 @@ async function viewLive(view, productId) {
           leftEl.textContent = String(m.remaining);
           leftEl.dataset.exact = 'true';
         }
-        countsEl.replaceChildren(...LIVE_OUTCOMES.flatMap((o) => [
+        countsEl.replaceChildren(...LIVE_OUTCOMES.map((o) => h('div', {},
           h('dt', { text: o.replaceAll('_', ' ').toLowerCase() }),
-          h('dd', { 'data-outcome': o, text: String(m.outcomes[o] || 0) })]));
+          h('dd', { 'data-outcome': o, text: String(m.outcomes[o] || 0) }))));
       }
     }
     let rate = 0;
