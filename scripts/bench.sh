@@ -3,7 +3,7 @@
 # bin/flashsale on a fresh database (flashsale_bench_<mode>) on the dev PostgreSQL, runs the standard
 # scenarios with bin/flashload over gRPC and over REST, stops the server, and renders
 # docs/benchmarks.md from the JSON summaries (kept under .bench/, with a CSV of every non-success
-# response per run).
+# response per run), with SVG charts beside it (docs/benchmarks-*.svg, drawn with gonum/plot).
 #
 #   BENCH_MODES="direct sync queue" scripts/bench.sh
 #   BENCH_DURATION=20s  caps each timed scenario (rush and write-bound stop earlier when every user tried)
@@ -31,7 +31,7 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 render() {
 	mkdir -p docs
 	{
-		bin/flashload render --dir "$out"
+		bin/flashload render --dir "$out" --charts docs
 		cat docs/benchmarks-notes.md
 		for mode in $modes; do
 			[[ -s $out/$mode/rush-profile.txt ]] || continue

@@ -302,6 +302,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	stopProgress := progress(o.progress, t0, loads)
+	stopTimeline := func() []TimePoint { return nil }
+	if db != nil && needTarget && ordering {
+		stopTimeline = sampleTimeline(db, tgt, t0)
+	}
 	type result struct {
 		elapsed time.Duration
 		terr    int64
@@ -399,6 +403,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if s.Verify.Violations == nil {
 		s.Verify.Violations = []Violation{}
 	}
+	s.Timeline = stopTimeline()
 
 	s.print(stdout)
 	if o.out != "" {
