@@ -7,10 +7,15 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# The version /openapi.json reports (docker build --build-arg VERSION=v1.2.3); .git is not in the
+# build context (.dockerignore), so the toolchain has no commit to stamp.
+ARG VERSION=dev
 # gen/ and sqlc output are committed, so no code generators are needed here.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flashsale ./cmd/flashsale
+    CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X github.com/flashsale/flashsale/internal/buildinfo.Version=${VERSION}" \
+    -o /out/flashsale ./cmd/flashsale
 
 # static: no libc needed (CGO_ENABLED=0); nonroot: uid 65532, no shell.
 FROM gcr.io/distroless/static-debian12:nonroot

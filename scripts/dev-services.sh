@@ -5,6 +5,14 @@
 #                                  TEST_DATABASE_URL (admin database "postgres" on the same server)
 #                                  and TEST_REDIS_URL, starting private servers first if needed
 #   scripts/dev-services.sh stop   stop the private servers (their data stays in .dev/)
+#   scripts/dev-services.sh cluster-env
+#                                  start (or reuse) a private six-node Redis Cluster: three masters,
+#                                  three replicas, appendonly, cluster-node-timeout 2 s, on ports
+#                                  DEV_CLUSTER_PORT (default 27001) to +5 (bus ports 10000 lower, so
+#                                  all stay below Linux's ephemeral range), data in .dev/cluster;
+#                                  print `export REDIS_CLUSTER_URL=...` in the form REDIS_URL takes
+#   scripts/dev-services.sh cluster-stop
+#                                  stop it (its data stays; cluster-env starts the same cluster again)
 #
 # A server that already answers at DATABASE_URL / REDIS_URL (default: the usual local ports) is used
 # as it is. Otherwise a private, throwaway server is started from the installed binaries, with its
@@ -21,6 +29,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dev="$root/.dev"
 pg_port=${DEV_PG_PORT:-55432}
 redis_port=${DEV_REDIS_PORT:-56379}
+cluster_port=${DEV_CLUSTER_PORT:-27001}
 database_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable}
 redis_url=${REDIS_URL:-redis://127.0.0.1:6379/0}
 
@@ -249,11 +258,88 @@ cmd_stop() {
 	fi
 }
 
+# cluster_ports prints the six ports of the private cluster.
+cluster_ports() { seq "$cluster_port" $((cluster_port + 5)); }
+
+# cluster_url prints the cluster's address in the form REDIS_URL takes: every node, so a client
+# gets in through whichever answers.
+cluster_url() {
+	local url="redis://127.0.0.1:$cluster_port" sep='?' p
+	for p in $(cluster_ports | tail -n +2); do
+		url+="${sep}addr=127.0.0.1:$p"
+		sep='&'
+	done
+	echo "$url"
+}
+
+cluster_ok() {
+	[[ $(timeout 5 redis-cli -p "$cluster_port" cluster info 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p') == ok ]]
+}
+
+cmd_cluster_env() {
+	local dir="$dev/cluster" p i fresh=false
+	have redis-server || install_packages redis-server
+	have redis-cli || install_packages redis-tools
+	have redis-server && have redis-cli || die "redis-server or redis-cli still missing"
+	for p in $(cluster_ports); do
+		mkdir -p "$dir/$p"
+		[[ -f $dir/$p/nodes.conf ]] || fresh=true
+		if redis_usable "redis://127.0.0.1:$p"; then
+			continue
+		fi
+		log "starting Redis Cluster node 127.0.0.1:$p (log: $dir/$p/redis.log)"
+		# repl-diskless-sync-delay 0: a replica that rejoins after a failover is synced at once,
+		# not 5 s later; queue mode with a replica required waits for it.
+		redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes.conf \
+			--cluster-node-timeout 2000 --cluster-port $((p - 10000)) --appendonly yes --save '' \
+			--repl-diskless-sync-delay 0 --dir "$dir/$p" --daemonize yes --pidfile "$dir/$p/redis.pid" \
+			--logfile "$dir/$p/redis.log" >&2
+		for ((i = 0; i < 100; i++)); do
+			redis_usable "redis://127.0.0.1:$p" && break
+			sleep 0.1
+		done
+		redis_usable "redis://127.0.0.1:$p" || die "Redis Cluster node $p did not answer; see $dir/$p/redis.log"
+	done
+	if $fresh && ! cluster_ok; then
+		log "creating the cluster: 3 masters, 3 replicas"
+		local addrs=()
+		for p in $(cluster_ports); do addrs+=("127.0.0.1:$p"); done
+		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >&2 ||
+			die "redis-cli --cluster create failed"
+	fi
+	for ((i = 0; i < 300; i++)); do
+		cluster_ok && break
+		sleep 0.1
+	done
+	cluster_ok || die "the private Redis Cluster is not ok; see $dir/*/redis.log"
+	log "Redis Cluster on 127.0.0.1:$cluster_port-$((cluster_port + 5))"
+	emit REDIS_CLUSTER_URL "$(cluster_url)"
+}
+
+cmd_cluster_stop() {
+	local dir="$dev/cluster" p pid i
+	for p in $(cluster_ports); do
+		[[ -f $dir/$p/redis.pid ]] || continue
+		pid=$(cat "$dir/$p/redis.pid")
+		if kill -0 "$pid" 2>/dev/null; then
+			log "stopping Redis Cluster node 127.0.0.1:$p"
+			kill -TERM "$pid"
+			for ((i = 0; i < 100; i++)); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+		fi
+		rm -f "$dir/$p/redis.pid"
+	done
+}
+
 case ${1:-} in
 env) cmd_env ;;
 stop) cmd_stop ;;
+cluster-env) cmd_cluster_env ;;
+cluster-stop) cmd_cluster_stop ;;
 *)
-	echo "usage: $0 env|stop" >&2
+	echo "usage: $0 env|stop|cluster-env|cluster-stop" >&2
 	exit 2
 	;;
 esac

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -138,6 +139,64 @@ func classifyGRPC(err error) (outcome, class string, transport bool) {
 	return outcome, classAmbiguous, transport
 }
 
+// runGRPCFleet drives l against every address at once, one ghz runner
+// each with an even share of the concurrency, connections, requests and
+// rate; runner k's request n is the load's request n*len(addrs)+k, so the
+// users are dealt out as with one runner. It returns the longest runner's
+// time and the transport errors of all.
+func runGRPCFleet(addrs []string, l load, set []byte) (time.Duration, int64, error) {
+	if len(addrs) == 1 {
+		return runGRPC(addrs[0], l, set)
+	}
+	n := len(addrs)
+	share := func(v, k int) int { // v split n ways, the remainder to the first
+		s := v / n
+		if k < v%n {
+			s++
+		}
+		return s
+	}
+	type result struct {
+		d   time.Duration
+		te  int64
+		err error
+	}
+	results := make(chan result, n)
+	for k, addr := range addrs {
+		lk := l
+		lk.concurrency = max(1, share(l.concurrency, k))
+		lk.connections = max(1, share(l.connections, k))
+		if l.requests > 0 {
+			lk.requests = share(l.requests, k)
+			if lk.requests == 0 {
+				results <- result{}
+				continue
+			}
+		}
+		if l.rate > 0 {
+			lk.rate = max(1, share(l.rate, k))
+		}
+		lk.warmup = share(l.warmup, k)
+		if l.pick != nil {
+			stride, offset := int64(n), int64(k)
+			lk.pick = func(r int64) int { return l.pick(r*stride + offset) }
+		}
+		go func() {
+			d, te, err := runGRPC(addr, lk, set)
+			results <- result{d, te, err}
+		}()
+	}
+	var longest time.Duration
+	var te int64
+	var errs []error
+	for range n {
+		r := <-results
+		longest, te = max(longest, r.d), te+r.te
+		errs = append(errs, r.err)
+	}
+	return longest, te, errors.Join(errs...)
+}
+
 // runGRPC drives l with ghz's runner against addr and returns how long it
 // took and how many calls failed in transport.
 func runGRPC(addr string, l load, set []byte) (time.Duration, int64, error) {
@@ -226,7 +285,7 @@ func runGRPC(addr string, l load, set []byte) (time.Duration, int64, error) {
 		lat = append(lat, d.Latency)
 	}
 	l.rec.mu.Lock()
-	l.rec.latencies = lat
+	l.rec.latencies = append(l.rec.latencies, lat...)
 	l.rec.mu.Unlock()
 	return report.Total, transportErrs.Load(), nil
 }

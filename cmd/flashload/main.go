@@ -50,6 +50,7 @@ type options struct {
 	mode          string
 	grpcAddr      string
 	httpAddr      string
+	targets       []string
 	databaseURL   string
 	adminEmail    string
 	adminPassword string
@@ -85,6 +86,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mode, "mode", "distinct", "distinct (each user orders --times times), same-user, mixed (status reads and orders), status, ceiling")
 	fs.StringVar(&o.grpcAddr, "grpc", "127.0.0.1:9090", "gRPC address of the server (set-up always uses gRPC)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "REST address of the server")
+	fs.Func("target", "a server to spread the load over, in --transport's protocol (host:port); repeat it for a fleet\n(default: --grpc or --http; set-up and checks always use --grpc)", func(v string) error {
+		if v == "" {
+			return errors.New("empty --target")
+		}
+		o.targets = append(o.targets, v)
+		return nil
+	})
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "the server's PostgreSQL, read by the invariant checks (and written when minting users)")
 	fs.StringVar(&o.adminEmail, "admin-email", os.Getenv("ADMIN_EMAIL"), "admin the server was started with")
 	fs.StringVar(&o.adminPassword, "admin-password", os.Getenv("ADMIN_PASSWORD"), "its password")
@@ -147,6 +155,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.name == "" {
 		o.name = o.transport + " " + o.mode
 	}
+	if len(o.targets) == 0 {
+		o.targets = []string{o.grpcAddr}
+		if o.transport == "rest" {
+			o.targets = []string{o.httpAddr}
+		}
+	}
 	if o.errorsCSV == "" && o.out != "" {
 		o.errorsCSV = strings.TrimSuffix(o.out, ".json") + ".errors.csv"
 	}
@@ -154,7 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // run is the whole program; main only turns its error into an exit code.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if len(args) > 0 && args[0] == "render" {
 		return render(args[1:], stdout)
 	}
@@ -167,7 +181,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
-		defer f.Close()
+		defer func() {
+			if cerr := f.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("cpu profile: %w", cerr))
+			}
+		}()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
@@ -181,9 +199,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	s := &Summary{Name: o.name, Date: time.Now().UTC(), Transport: o.transport, Mode: o.mode,
 		Concurrency: o.concurrency, Rate: o.rate, Times: o.times}
-	s.Target = o.grpcAddr
+	s.Target = strings.Join(o.targets, ",")
 	if o.transport == "rest" {
-		s.Target = "http://" + o.httpAddr
+		s.Target = "http://" + strings.Join(o.targets, ",http://")
 	} else {
 		s.Connections = o.connections
 	}
@@ -293,9 +311,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	drive := func(l load) (time.Duration, int64, error) {
 		if o.transport == "rest" {
-			return runREST(ctx, "http://"+o.httpAddr, l)
+			bases := make([]string, len(o.targets))
+			for i, t := range o.targets {
+				bases[i] = "http://" + t
+			}
+			return runREST(ctx, bases, l)
 		}
-		return runGRPC(o.grpcAddr, l, set)
+		return runGRPCFleet(o.targets, l, set)
 	}
 
 	// The load itself, with a progress line and the harness's CPU time.

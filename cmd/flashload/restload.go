@@ -79,8 +79,9 @@ func classifyREST(code int, body []byte) (outcome, class, msg string) {
 }
 
 // runREST drives l with a pool of goroutines sharing one tuned client and
-// returns how long it took and how many calls failed in transport.
-func runREST(ctx context.Context, base string, l load) (time.Duration, int64, error) {
+// returns how long it took and how many calls failed in transport. Call n
+// goes to bases[n mod len(bases)], so the calls spread evenly over a fleet.
+func runREST(ctx context.Context, bases []string, l load) (time.Duration, int64, error) {
 	var method, path string
 	var body []byte
 	switch l.op {
@@ -93,7 +94,14 @@ func runREST(ctx context.Context, base string, l load) (time.Duration, int64, er
 	default:
 		return 0, 0, fmt.Errorf("unknown op %q", l.op)
 	}
-	url := base + path
+	urls := make([]string, len(bases))
+	for i, b := range bases {
+		urls[i] = b + path
+		// Built once here so that a bad URL fails the run, not every call.
+		if _, err := http.NewRequest(method, urls[i], nil); err != nil {
+			return 0, 0, fmt.Errorf("rest request: %w", err)
+		}
+	}
 	client := newHTTPClient(l.concurrency, l.timeout)
 	defer client.CloseIdleConnections()
 
@@ -132,7 +140,10 @@ func runREST(ctx context.Context, base string, l load) (time.Duration, int64, er
 				}
 				// A call started is finished even if the run's time is up,
 				// so no answer is lost.
-				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), method, url, bytes.NewReader(body))
+				req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), method, urls[n%int64(len(urls))], bytes.NewReader(body))
+				if err != nil {
+					panic(err) // method and urls were checked before the loop
+				}
 				userIdx := -1
 				userID := ""
 				if l.op == opOrder {

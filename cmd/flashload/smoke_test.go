@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +49,9 @@ func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
 		"AUTH_JWT_SECRET="+smokeSecret,
 		"ADMIN_EMAIL="+smokeAdmin, "ADMIN_PASSWORD="+smokePassword,
 		"ORDER_MODE=direct", "RL_DISABLED=true", "LOG_LEVEL=warn",
+		// The harness signs users up at once; let them queue for a hashing
+		// slot on a busy box rather than get 503s.
+		"AUTH_HASH_WAIT_MS=60000",
 	)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -91,6 +96,8 @@ const (
 func TestSmoke(t *testing.T) {
 	databaseURL := pgtest.NewDatabase(t)
 	grpcAddr, httpAddr := startServer(t, databaseURL)
+	// A second server on the same database: --target spreads a run over both.
+	grpc2, http2 := startServer(t, databaseURL)
 
 	runs := []struct {
 		name string
@@ -100,6 +107,10 @@ func TestSmoke(t *testing.T) {
 		{"rest distinct minted twice", []string{"--transport", "rest", "--mode", "distinct", "--stock", "30", "--users", "60", "--times", "2", "--concurrency", "8", "--jwt-secret", smokeSecret}},
 		{"grpc same-user", []string{"--transport", "grpc", "--mode", "same-user", "--stock", "5", "--duration", "1s", "--concurrency", "8"}},
 		{"rest mixed", []string{"--transport", "rest", "--mode", "mixed", "--stock", "10", "--users", "30", "--duration", "1s", "--concurrency", "8", "--jwt-secret", smokeSecret}},
+		{"grpc distinct over two servers", []string{"--transport", "grpc", "--mode", "distinct", "--stock", "20", "--users", "41", "--concurrency", "8", "--connections", "3", "--jwt-secret", smokeSecret,
+			"--target", grpcAddr, "--target", grpc2}},
+		{"rest distinct over two servers", []string{"--transport", "rest", "--mode", "distinct", "--stock", "20", "--users", "41", "--concurrency", "8", "--jwt-secret", smokeSecret,
+			"--target", httpAddr, "--target", http2}},
 	}
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
@@ -109,6 +120,7 @@ func TestSmoke(t *testing.T) {
 				"--admin-email", smokeAdmin, "--admin-password", smokePassword,
 				"--ceiling", "500ms", "--progress", "0", "--out", out,
 			}, r.args...)
+			before := []int{placeOrders(t, httpAddr), placeOrders(t, http2)}
 			var stdout bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -159,6 +171,16 @@ func TestSmoke(t *testing.T) {
 			if sum := sumOutcomes(order.Outcomes); sum != int(order.Calls) {
 				t.Errorf("outcomes add up to %d, want %d calls: %v", sum, order.Calls, order.Outcomes)
 			}
+			if strings.Contains(r.name, "two servers") {
+				for i, h := range []string{httpAddr, http2} {
+					if n := placeOrders(t, h) - before[i]; n < 10 {
+						t.Errorf("server %s handled %d PlaceOrder calls of the run: the load was not spread", h, n)
+					}
+				}
+			}
+			if s.Mode == "distinct" && s.Verify.UsersTried != s.Users {
+				t.Errorf("distinct run tried %d users, want all %d, each once", s.Verify.UsersTried, s.Users)
+			}
 			if s.Mode == "distinct" && s.Verify.OrdersInDB != s.Stock {
 				t.Errorf("distinct run sold %d, want the whole stock %d", s.Verify.OrdersInDB, s.Stock)
 			}
@@ -176,6 +198,30 @@ func sumOutcomes(m map[string]int) int {
 	n := 0
 	for _, v := range m {
 		n += v
+	}
+	return n
+}
+
+// placeOrders is how many PlaceOrder calls the server at httpAddr has
+// handled, from its /metrics.
+func placeOrders(t *testing.T, httpAddr string) int {
+	t.Helper()
+	res, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "grpc_server_handled_total{") && strings.Contains(line, `grpc_method="PlaceOrder"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += int(v)
+		}
 	}
 	return n
 }

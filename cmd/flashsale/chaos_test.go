@@ -34,6 +34,8 @@ import (
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
+	"github.com/flashsale/flashsale/internal/redis"
+	"github.com/flashsale/flashsale/internal/redis/clustertest"
 	"github.com/flashsale/flashsale/internal/testenv"
 )
 
@@ -48,7 +50,11 @@ import (
 //
 // CHAOS_SEED picks the schedule (default 1) and CHAOS_DURATION the buyers'
 // time across the three modes (default 45s, a third each; set-up, settling
-// and the checks add about 8 s per mode). Every failure names the seed;
+// and the checks add about 8 s per mode). CHAOS_REDIS=cluster runs the fast
+// modes on a private six-node Redis Cluster instead of one Redis: a Redis
+// fault then kills -9 the master serving a product's slot, waits for its
+// replica to take over, and restarts it as a replica (about 15 s more per
+// mode). Every failure names the seed;
 // `make chaos SEED=... DURATION=...` replays one. Invariant violations are
 // reported as "VIOLATION", problems of the harness itself (a process that
 // would not come back, say) as "HARNESS".
@@ -62,13 +68,48 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "redis-server not installed (apt-get install redis-server): %v", err)
 	}
+	onCluster := os.Getenv("CHAOS_REDIS") == "cluster"
+	if onCluster {
+		t.Log("chaos: CHAOS_REDIS=cluster: each fast mode runs on a private six-node Redis Cluster; a Redis fault fails a master over")
+	}
+	runChaos(t, seed, total, redisPath, []string{"direct", "sync", "queue"}, onCluster)
+}
+
+// TestChaosCluster is TestChaos's fast modes (sync and queue) on a private
+// six-node Redis Cluster, as CHAOS_REDIS=cluster runs them: each Redis
+// fault kills the master serving a product's slot, its replica takes over,
+// and the old master rejoins as a replica. Each mode gets the buyers' time
+// it has in TestChaos, and the same schedule for the same seed.
+func TestChaosCluster(t *testing.T) {
+	if testing.Short() && !testenv.CI() {
+		t.Skip("the chaos test runs real processes and two Redis Clusters for a minute; skipped with -short (never under CI=true)")
+	}
+	if os.Getenv("CHAOS_REDIS") == "cluster" {
+		t.Skip("CHAOS_REDIS=cluster: TestChaos runs on a cluster already")
+	}
+	seed, total := chaosParams(t)
+	t.Logf("chaos on a Redis Cluster: seed %d; replay with CHAOS_SEED=%d CHAOS_DURATION=%v CHAOS_REDIS=cluster", seed, seed, total)
+	redisPath, err := exec.LookPath("redis-server")
+	if err != nil {
+		testenv.Missing(t, "redis-server not installed (apt-get install redis-server): %v", err)
+	}
+	runChaos(t, seed, total, redisPath, []string{"sync", "queue"}, true)
+}
+
+// chaosModes are the order modes in TestChaos's order: a mode's index picks
+// its random stream under the seed, whichever modes a run has.
+var chaosModes = []string{"direct", "sync", "queue"}
+
+// runChaos runs a phase per mode, each with a third of total, and logs a
+// summary of them all.
+func runChaos(t *testing.T, seed uint64, total time.Duration, redisPath string, modes []string, onCluster bool) {
 	bin := buildFlashsale(t)
 	phases := map[string]*chaosPhase{}
 	checks := map[string][]chaosCheck{}
-	modes := []string{"direct", "sync", "queue"}
-	for i, mode := range modes {
+	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			p := &chaosPhase{t: t, seed: seed, stream: uint64(i), mode: mode, load: total / time.Duration(len(modes)), bin: bin, redisPath: redisPath}
+			p := &chaosPhase{t: t, seed: seed, stream: uint64(slices.Index(chaosModes, mode)), mode: mode,
+				load: total / time.Duration(len(chaosModes)), bin: bin, redisPath: redisPath, onCluster: onCluster}
 			phases[mode] = p
 			checks[mode] = p.run()
 		})
@@ -129,9 +170,19 @@ type chaosPhase struct {
 	load      time.Duration
 	bin       string
 	redisPath string
+	// onCluster runs the phase on a private six-node Redis Cluster
+	// (CHAOS_REDIS=cluster): a Redis fault kills a master, waits for its
+	// replica to take over, and restarts it (a replica now).
+	onCluster bool
+	// serveCount, workerCount and userCount, when set, replace chaosServes,
+	// chaosWorkers and the 600 users; env adds to (or overrides) the
+	// processes' environment.
+	serveCount, workerCount, userCount int
+	env                                map[string]string
 
 	db      *pgxpool.Pool
-	redis   *chaosProc // nil in direct mode
+	cluster *clustertest.Cluster // when onCluster, in the fast modes
+	redis   *chaosProc           // nil in direct mode
 	serves  []*chaosProc
 	workers []*chaosProc
 	conns   []*grpc.ClientConn // one per serve
@@ -208,7 +259,7 @@ func (p *chaosPhase) setUp() {
 	t := p.t
 	dbURL := pgtest.NewDatabase(t)
 	p.db = openPool(t, dbURL)
-	p.users = p.mintUsers(600)
+	p.users = p.mintUsers(cmp.Or(p.userCount, 600))
 
 	env := map[string]string{
 		"DATABASE_URL":               dbURL,
@@ -223,9 +274,13 @@ func (p *chaosPhase) setUp() {
 		"RECONCILE_INTERVAL_SECONDS": "1",
 		"ORDERS_CLAIM_IDLE_SECONDS":  "1",
 		"SHUTDOWN_TIMEOUT_SECONDS":   "2",
+		"SHUTDOWN_DRAIN_SECONDS":     "0",
 	}
-	if p.mode != "direct" {
-		port := chaosPort(t)
+	if p.mode != "direct" && p.onCluster {
+		p.cluster = clustertest.Start(t)
+		env["REDIS_URL"] = p.cluster.URL()
+	} else if p.mode != "direct" {
+		port := freePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		p.redis = &chaosProc{
 			name: "redis", path: p.redisPath, env: childEnv(nil),
@@ -241,11 +296,12 @@ func (p *chaosPhase) setUp() {
 	if p.mode == "queue" {
 		env["ORDERS_WORKER_CONCURRENCY"] = "0"
 	}
+	maps.Copy(env, p.env)
 	p.rest = &http.Client{Timeout: chaosCallTime, Transport: &http.Transport{MaxIdleConnsPerHost: chaosBuyers}}
-	for i := range chaosServes {
+	for i := range cmp.Or(p.serveCount, chaosServes) {
 		senv := maps.Clone(env)
-		senv["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(chaosPort(t))
-		senv["GRPC_ADDR"] = "127.0.0.1:" + strconv.Itoa(chaosPort(t))
+		senv["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		senv["GRPC_ADDR"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		base := "http://" + senv["HTTP_ADDR"]
 		s := &chaosProc{
 			name: fmt.Sprintf("serve-%d", i), path: p.bin, args: []string{"serve"}, env: childEnv(senv),
@@ -276,7 +332,7 @@ func (p *chaosPhase) setUp() {
 	if p.mode == "queue" {
 		wenv := maps.Clone(env)
 		wenv["ORDERS_WORKER_CONCURRENCY"] = "1"
-		for i := range chaosWorkers {
+		for i := range cmp.Or(p.workerCount, chaosWorkers) {
 			// A worker serves nothing to ask; one still running after a
 			// moment has connected to Redis and PostgreSQL, so the next
 			// fault does not find it starting.
@@ -445,7 +501,7 @@ func (p *chaosPhase) drawBuyers(rng *rand.Rand, products []chaosProduct) [][]cha
 			for pass, at := range []float64{first, second} {
 				steps[b] = append(steps[b], chaosStep{
 					at: time.Duration(at), user: u, product: pr.id, pass: pass + 1,
-					transport: transport(), serve: rng.IntN(chaosServes),
+					transport: transport(), serve: rng.IntN(len(p.serves)),
 				})
 			}
 		}
@@ -483,9 +539,9 @@ func (p *chaosPhase) drawFaults(rng *rand.Rand) ([]chaosFault, []chaosReconcile)
 	}
 	var faults []chaosFault
 	for i := range 2 {
-		faults = append(faults, chaosFault{at: within(0.1+0.4*float64(i), 0.45+0.4*float64(i)), kind: "serve", target: rng.IntN(chaosServes), down: time.Duration(rng.IntN(300)) * time.Millisecond})
+		faults = append(faults, chaosFault{at: within(0.1+0.4*float64(i), 0.45+0.4*float64(i)), kind: "serve", target: rng.IntN(len(p.serves)), down: time.Duration(rng.IntN(300)) * time.Millisecond})
 	}
-	if p.redis != nil {
+	if p.redis != nil || p.cluster != nil {
 		for range 1 + rng.IntN(2) {
 			faults = append(faults, chaosFault{at: within(0.1, 0.85), kind: "redis", down: time.Duration(rng.IntN(500)) * time.Millisecond})
 		}
@@ -517,7 +573,7 @@ func (p *chaosPhase) drawFaults(rng *rand.Rand) ([]chaosFault, []chaosReconcile)
 		if rng.IntN(2) == 0 {
 			transport = "rest"
 		}
-		reconciles = append(reconciles, chaosReconcile{at: at, sale: sale, transport: transport, serve: rng.IntN(chaosServes)})
+		reconciles = append(reconciles, chaosReconcile{at: at, sale: sale, transport: transport, serve: rng.IntN(len(p.serves))})
 	}
 	return faults, reconciles
 }
@@ -706,6 +762,10 @@ func (p *chaosPhase) injectFaults(ctx context.Context, faults []chaosFault) {
 		case <-time.After(time.Until(p.start.Add(f.at))):
 		}
 		p.reviveAll("before a fault")
+		if f.kind == "redis" && p.cluster != nil {
+			p.failMaster(ctx, f)
+			continue
+		}
 		var proc *chaosProc
 		switch f.kind {
 		case "worker":
@@ -722,6 +782,50 @@ func (p *chaosPhase) injectFaults(ctx context.Context, faults []chaosFault) {
 			p.note("kill -9 "+f.kind, killed, "kill -9 %s, back (ready) at %s", proc.name, p.since(time.Now()))
 		}
 	}
+}
+
+// failMaster is a Redis fault on a cluster: kill -9 the master serving one
+// product's slot (a product of the schedule, picked by the fault's time),
+// wait for its replica to take over, wait f.down more, and start the old
+// master again, which rejoins as a replica (as a supervisor would restart
+// it), and waits until it is in sync. Until then the new master has no
+// replica, so with a replica required its product's orders are answered
+// ORDER_NOT_REPLICATED.
+func (p *chaosPhase) failMaster(ctx context.Context, f chaosFault) {
+	sl := p.sales[int(f.at/time.Millisecond)%len(p.sales)]
+	slot := redis.ProductSlot(uuid.MustParse(sl.Product))
+	victim, err := p.cluster.MasterOf(ctx, slot)
+	if err != nil {
+		p.harnessFailure("no master for product %s: %v", sl.Product, err)
+		return
+	}
+	killed := time.Now()
+	p.cluster.Kill(victim)
+	// Once started, a fault runs to the end even when the buyers are done:
+	// the checks need a cluster back in shape.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	promoted, err := p.cluster.WaitFailover(wctx, slot, victim)
+	if err != nil {
+		p.harnessFailure("kill -9 master %s: %v", victim.Addr(), err)
+	}
+	tookOver := time.Now()
+	time.Sleep(f.down)
+	if err := p.cluster.Restart(victim); err != nil {
+		p.harnessFailure("restart %s: %v", victim.Addr(), err)
+		return
+	}
+	// The next fault waits for the old master to be a replica in sync: a
+	// master killed before then has no replica fit to take over.
+	if err := p.cluster.WaitHealthy(wctx); err != nil {
+		p.harnessFailure("cluster not healthy after %s rejoined: %v", victim.Addr(), err)
+	}
+	by := "nobody"
+	if promoted != nil {
+		by = promoted.Addr()
+	}
+	p.note("kill -9 redis master", killed, "kill -9 master %s of product %s; %s took over after %v; old master back in sync (a replica) at %s",
+		victim.Addr(), sl.Product, by, tookOver.Sub(killed).Round(time.Millisecond), p.since(time.Now()))
 }
 
 // reviveAll restarts every process that exited without being killed, and
@@ -920,7 +1024,7 @@ func (p *chaosPhase) checkOrders(rng *rand.Rand) {
 		if rng.IntN(2) == 0 {
 			transport = "rest"
 		}
-		pairs = append(pairs, pair{index[c.User], c.Product, transport, rng.IntN(chaosServes)})
+		pairs = append(pairs, pair{index[c.User], c.Product, transport, rng.IntN(len(p.serves))})
 	}
 	work := make(chan pair)
 	var wg sync.WaitGroup
@@ -929,7 +1033,7 @@ func (p *chaosPhase) checkOrders(rng *rand.Rand) {
 		wg.Go(func() {
 			for pr := range work {
 				for try := range 5 {
-					c := p.checkOnce(pr.user, pr.product, pr.transport, (pr.serve+try)%chaosServes)
+					c := p.checkOnce(pr.user, pr.product, pr.transport, (pr.serve+try)%len(p.serves))
 					p.record(c)
 					if !retryable(c) {
 						break
@@ -1065,6 +1169,17 @@ func (p *chaosPhase) report(checks []chaosCheck, db chaosDB) {
 		}
 		t.Errorf("%s: VIOLATION of check %s: %d (by sale: %s); the first %d:\n    %s",
 			tag, c.Name, len(c.Violations), formatCounts(bySale), len(shown), strings.Join(shown, "\n    "))
+		if os.Getenv("CHAOS_DEBUG") != "" {
+			// Every call of the users named, to see how it came about.
+			x := newChaosIndex(chaosHistory{Start: p.start}, db)
+			for _, v := range c.Violations {
+				for _, cc := range p.calls {
+					if cc.User != "" && strings.Contains(v.Msg, "user "+cc.User) {
+						t.Logf("history: %s, ended %s", x.describe(cc), p.since(cc.End))
+					}
+				}
+			}
+		}
 	}
 	for _, h := range p.harness {
 		t.Errorf("%s: HARNESS (not an invariant): %s", tag, h)
@@ -1166,32 +1281,4 @@ func redisPing(addr string) error {
 		return fmt.Errorf("PING: %s", line)
 	}
 	return nil
-}
-
-var chaosPorts = struct {
-	sync.Mutex
-	taken map[int]bool
-}{taken: map[int]bool{}}
-
-// chaosPort is a free TCP port below Linux's ephemeral range (32768-60999),
-// so a process restarted on it never finds it taken by some connection's
-// local end; each is handed out once per test binary.
-func chaosPort(t *testing.T) int {
-	chaosPorts.Lock()
-	defer chaosPorts.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if chaosPorts.taken[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		chaosPorts.taken[port] = true
-		return port
-	}
-	t.Fatal("HARNESS: no free port in 20000-31999")
-	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -485,16 +486,37 @@ func runCommand(cmd *exec.Cmd, env []string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-// freePort is a TCP port nothing listened on a moment ago.
+// freePort is a TCP port nothing listened on a moment ago, below Linux's
+// ephemeral range (32768-60999), so a server restarted on it never finds it
+// taken by some connection's local end; each is handed out once per test
+// binary.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	testPorts.Lock()
+	defer testPorts.Unlock()
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		if testPorts.taken[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		testPorts.taken[port] = true
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("HARNESS: no free port in 20000-31999")
+	return 0
 }
+
+// testPorts are the ports freePort handed out in this test binary: port 0
+// can give the same port to two listeners asked for one after the other.
+var testPorts = struct {
+	sync.Mutex
+	taken map[int]bool
+}{taken: map[int]bool{}}
 
 // serveProc is a `flashsale serve` child process and the settings it runs with.
 type serveProc struct {
@@ -514,12 +536,17 @@ func startServe(t *testing.T, bin string, vars map[string]string) *serveProc {
 		"ADMIN_EMAIL":      testAdminEmail,
 		"ADMIN_PASSWORD":   testAdminPassword,
 		"RL_DISABLED":      "true",
+		// Tests sign up users at once, and a hash under -race takes ~100 ms
+		// on a busy box: let them queue for a slot rather than get 503s.
+		"AUTH_HASH_WAIT_MS": "60000",
 		// The test Redis servers keep no AOF; startup_test.go tests the refusal.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
 		// Warnings and errors only: one info line per call would bury them.
 		"LOG_LEVEL": "warn",
-		"HTTP_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		"GRPC_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		// Stopped by the test, with nothing to drain for.
+		"SHUTDOWN_DRAIN_SECONDS": "0",
+		"HTTP_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"GRPC_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
 	}
 	maps.Copy(env, vars)
 	p := startChild(t, "serve", childEnv(env), bin, "serve")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/buildinfo"
 )
 
 // httpResult is a response with its JSON object decoded.
@@ -231,6 +233,14 @@ func testRESTStory(t *testing.T, s *testServer) {
 		if _, ok := paths[p]; !ok {
 			t.Errorf("openapi.json lacks %s", p)
 		}
+	}
+	// One document about the API, with the running build's version.
+	info, _ := body["info"].(map[string]any)
+	if info["title"] != "flashsale API" || info["version"] != buildinfo.String() {
+		t.Errorf("openapi.json info = title %v, version %v; want flashsale API, %s", info["title"], info["version"], buildinfo.String())
+	}
+	if sec, _ := body["securityDefinitions"].(map[string]any); sec["bearer"] == nil {
+		t.Errorf("openapi.json securityDefinitions = %v, want bearer", body["securityDefinitions"])
 	}
 	code, body = httpDo(t, "GET", u+"/v1/nothing-here", "", nil)
 	expect(code, body, 404, "")

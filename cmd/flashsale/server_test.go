@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flashsale/flashsale/internal/app"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
 	"github.com/flashsale/flashsale/internal/redis"
@@ -59,6 +60,8 @@ func startTracedServer(t *testing.T, tp trace.TracerProvider, env ...string) *te
 		"AUTH_HASH_WAIT_MS": "60000",
 		// The shared test Redis keeps no AOF; startup_test.go tests the refusal.
 		"ORDERS_QUEUE_ALLOW_VOLATILE": "true",
+		// Stopped when the test ends, with nothing to drain for.
+		"SHUTDOWN_DRAIN_SECONDS": "0",
 	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -82,7 +85,14 @@ func startTracedServer(t *testing.T, tp trace.TracerProvider, env ...string) *te
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	go func() { done <- runServer(ctx, cfg, log, grpcLis, httpLis, tp) }()
+	go func() {
+		a, err := app.New(ctx, cfg, log, app.WithListeners(grpcLis, httpLis), app.WithTracerProvider(tp))
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- a.Run(ctx)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

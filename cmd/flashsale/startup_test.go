@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"maps"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
@@ -187,7 +186,7 @@ func testWaitsForDependencies(t *testing.T, bin string) {
 	// PostgreSQL on a port outside the ephemeral range, migrated, then stopped.
 	pg := startPrivatePostgres(t)
 	pg.stop(t)
-	pg.port = restartablePort(t)
+	pg.port = freePort(t)
 	pg.start(t)
 	dbURL := pg.createDatabase(t, "flashsale")
 	if out, err := runCommand(exec.Command(bin, "migrate"), childEnv(map[string]string{"DATABASE_URL": dbURL, "AUTH_JWT_SECRET": testSecret})); err != nil {
@@ -264,7 +263,7 @@ func testWaitsForDependencies(t *testing.T, bin string) {
 func testStartupTimeout(t *testing.T, bin string) {
 	env := startupEnv(t, map[string]string{
 		"DATABASE_URL":            pgtest.NewDatabase(t),
-		"REDIS_URL":               "redis://127.0.0.1:" + strconv.Itoa(restartablePort(t)) + "/0",
+		"REDIS_URL":               "redis://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/0",
 		"ORDER_MODE":              "sync",
 		"STARTUP_TIMEOUT_SECONDS": "2",
 	})
@@ -291,14 +290,15 @@ func testStartupTimeout(t *testing.T, bin string) {
 func startupEnv(t *testing.T, vars map[string]string) map[string]string {
 	t.Helper()
 	env := map[string]string{
-		"REDIS_KEY_PREFIX": "fsstart-" + rand.Text()[:12],
-		"AUTH_JWT_SECRET":  testSecret,
-		"ADMIN_EMAIL":      testAdminEmail,
-		"ADMIN_PASSWORD":   testAdminPassword,
-		"RL_DISABLED":      "true",
-		"LOG_LEVEL":        "warn",
-		"HTTP_ADDR":        "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		"GRPC_ADDR":        "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"REDIS_KEY_PREFIX":       "fsstart-" + rand.Text()[:12],
+		"AUTH_JWT_SECRET":        testSecret,
+		"ADMIN_EMAIL":            testAdminEmail,
+		"ADMIN_PASSWORD":         testAdminPassword,
+		"RL_DISABLED":            "true",
+		"LOG_LEVEL":              "warn",
+		"SHUTDOWN_DRAIN_SECONDS": "0",
+		"HTTP_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"GRPC_ADDR":              "127.0.0.1:" + strconv.Itoa(freePort(t)),
 	}
 	maps.Copy(env, vars)
 	return env
@@ -333,7 +333,7 @@ func newRedisProc(t *testing.T) *redisProc {
 	if err != nil {
 		testenv.Missing(t, "redis-server not installed (apt-get install redis-server): %v", err)
 	}
-	return &redisProc{t: t, port: restartablePort(t), dir: t.TempDir(), path: path}
+	return &redisProc{t: t, port: freePort(t), dir: t.TempDir(), path: path}
 }
 
 func (r *redisProc) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
@@ -387,23 +387,4 @@ func setAppendOnly(t *testing.T, rc rueidis.Client, v string) {
 	if err := rc.Do(t.Context(), rc.B().ConfigSet().ParameterValue().ParameterValue("appendonly", v).Build()).Error(); err != nil {
 		t.Fatalf("CONFIG SET appendonly %s: %v", v, err)
 	}
-}
-
-// restartablePort is a free port below the kernel's usual ephemeral range
-// (32768-60999), for a server the test stops and starts again: while it is
-// down, a free ephemeral port can become the local port of an outgoing
-// connection (or a client's connection to it can connect to itself), and
-// the server could not listen there again.
-func restartablePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		p := 20000 + mrand.IntN(12000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port in 20000-31999")
-	return 0
 }

@@ -100,6 +100,11 @@ type Config struct {
 	// acknowledged but not yet written; without it serve and worker refuse
 	// to start, and serve refuses orders, while Redis has no AOF.
 	OrdersQueueAllowVolatile bool `env:"ORDERS_QUEUE_ALLOW_VOLATILE"`
+	// OrdersQueueMinReplicasSetting is ORDERS_QUEUE_MIN_REPLICAS as given:
+	// "auto" or a whole number; use OrdersQueueMinReplicas.
+	OrdersQueueMinReplicasSetting string `env:"ORDERS_QUEUE_MIN_REPLICAS" envDefault:"auto"`
+	// OrdersQueueReplicaTimeoutMS bounds the wait for those replicas.
+	OrdersQueueReplicaTimeoutMS int `env:"ORDERS_QUEUE_REPLICA_TIMEOUT_MS" envDefault:"250"`
 
 	// Rate limits are token buckets: a capacity (burst) and a refill rate
 	// in tokens per second.
@@ -134,8 +139,14 @@ type Config struct {
 	ReconcileIntervalSeconds int `env:"RECONCILE_INTERVAL_SECONDS" envDefault:"30"`
 	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTP_ADDR,
 	// for profiling under load; keep it off where the port is public.
-	DebugPprof             bool `env:"DEBUG_PPROF"`
-	ShutdownTimeoutSeconds int  `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+	DebugPprof bool `env:"DEBUG_PPROF"`
+	// ShutdownDrainSeconds is how long serve goes on serving after SIGTERM
+	// with /readyz and gRPC health failing, so load balancers stop sending
+	// before it stops accepting.
+	ShutdownDrainSeconds int `env:"SHUTDOWN_DRAIN_SECONDS" envDefault:"5"`
+	// ShutdownTimeoutSeconds bounds, after the drain, the wait for the calls
+	// in flight.
+	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 	// StartupTimeoutSeconds is how long a command waits at start for
 	// PostgreSQL and Redis to answer, both together, so that it can start
 	// before them or while Redis loads its data after a restart.
@@ -158,7 +169,8 @@ func Load() (Config, error) {
 }
 
 // LoadFrom builds a Config from environ (variable name to value), applying
-// defaults. It returns one error listing every problem found, one per line,
+// defaults; a <name>_FILE of SecretFileVars supplies <name> from a file. It
+// returns one error listing every problem found, one per line,
 // rather than stopping at the first. In DevMode without AUTH_JWT_SECRET it
 // generates a random secret and sets GeneratedSecret; it never logs.
 func LoadFrom(environ map[string]string) (Config, error) {
@@ -169,6 +181,11 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	var c Config
 	var problems []error
 	bad := map[string]bool{} // variables that did not parse; not validated further
+	environ, fileProblems := readSecretFiles(environ)
+	for _, p := range fileProblems {
+		bad[p.name] = true
+		problems = append(problems, p.err)
+	}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		var agg env.AggregateError
 		if !errors.As(err, &agg) {
@@ -240,6 +257,12 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("ORDERS_QUEUE_RETRY_AFTER_SECONDS", c.OrdersQueueRetryAfterSeconds, 1)
 	atLeast("ORDERS_WORKER_CONCURRENCY", c.OrdersWorkerConcurrency, 0) // 0: no workers in serve, only `flashsale worker`
 	atLeast("ORDERS_CLAIM_IDLE_SECONDS", c.OrdersClaimIdleSeconds, 1)
+	c.OrdersQueueMinReplicasSetting = strings.ToLower(strings.TrimSpace(c.OrdersQueueMinReplicasSetting))
+	if n, err := strconv.Atoi(c.OrdersQueueMinReplicasSetting); c.OrdersQueueMinReplicasSetting != "auto" {
+		check("ORDERS_QUEUE_MIN_REPLICAS", err == nil && n >= 0,
+			"ORDERS_QUEUE_MIN_REPLICAS=%q must be auto or a whole number, 0 or more", c.OrdersQueueMinReplicasSetting)
+	}
+	atLeast("ORDERS_QUEUE_REPLICA_TIMEOUT_MS", c.OrdersQueueReplicaTimeoutMS, 1)
 
 	positiveRate := func(key string, v float64) {
 		check(key, v > 0 && !math.IsInf(v, 0), "%s=%v must be a positive number of tokens per second", key, v)
@@ -261,6 +284,7 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	check("TRUSTED_PROXIES", err == nil, "TRUSTED_PROXIES=%q: %v", c.TrustedProxiesSetting, err)
 
 	atLeast("RECONCILE_INTERVAL_SECONDS", c.ReconcileIntervalSeconds, 1)
+	atLeast("SHUTDOWN_DRAIN_SECONDS", c.ShutdownDrainSeconds, 0)
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
 	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
 
@@ -357,6 +381,22 @@ func (c Config) OrdersClaimIdle() time.Duration {
 	return time.Duration(c.OrdersClaimIdleSeconds) * time.Second
 }
 
+// OrdersQueueMinReplicas is how many Redis replicas must hold a queued
+// order before it is acknowledged: ORDERS_QUEUE_MIN_REPLICAS, or -1 for
+// "auto" (1 on a Redis Cluster with replicas, else 0).
+func (c Config) OrdersQueueMinReplicas() int {
+	n, err := strconv.Atoi(c.OrdersQueueMinReplicasSetting)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// OrdersQueueReplicaTimeout is ORDERS_QUEUE_REPLICA_TIMEOUT_MS as a duration.
+func (c Config) OrdersQueueReplicaTimeout() time.Duration {
+	return time.Duration(c.OrdersQueueReplicaTimeoutMS) * time.Millisecond
+}
+
 // ReconcileInterval is how often Redis stock is reconciled with Postgres.
 func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
@@ -398,7 +438,14 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// ShutdownTimeout bounds the graceful drain on shutdown.
+// ShutdownDrain is how long serve keeps serving after SIGTERM while its
+// readiness and health checks fail.
+func (c Config) ShutdownDrain() time.Duration {
+	return time.Duration(c.ShutdownDrainSeconds) * time.Second
+}
+
+// ShutdownTimeout bounds the wait for calls in flight once serve stops
+// accepting.
 func (c Config) ShutdownTimeout() time.Duration {
 	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
 }
@@ -434,11 +481,14 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("orders_queue_max_queued", c.OrdersQueueMaxQueued),
 		slog.Int("orders_worker_concurrency", c.OrdersWorkerConcurrency),
 		slog.Bool("orders_queue_allow_volatile", c.OrdersQueueAllowVolatile),
+		slog.String("orders_queue_min_replicas", c.OrdersQueueMinReplicasSetting),
+		slog.Duration("orders_queue_replica_timeout", c.OrdersQueueReplicaTimeout()),
 		slog.Bool("rl_disabled", c.RLDisabled),
 		slog.String("trusted_proxies", c.TrustedProxiesSetting),
 		slog.Int("watch_max_streams", c.WatchMaxStreams),
 		slog.Int("watch_max_streams_per_ip", c.WatchMaxStreamsPerIP),
 		slog.Duration("reconcile_interval", c.ReconcileInterval()),
+		slog.Duration("shutdown_drain", c.ShutdownDrain()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),
 		slog.Bool("tracing", c.Tracing()),

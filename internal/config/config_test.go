@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,36 +27,39 @@ func TestLoadFromDefaults(t *testing.T) {
 		t.Fatalf("LoadFrom: %v", err)
 	}
 	want := Config{
-		DatabaseURL:                  "postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable",
-		RedisURL:                     "redis://127.0.0.1:6379/0",
-		RedisKeyPrefix:               "fs",
-		HTTPAddr:                     ":8080",
-		GRPCAddr:                     ":9090",
-		LogLevel:                     "info",
-		JWTSecret:                    secret,
-		TokenTTLSeconds:              3600,
-		AuthHashWaitMS:               1000,
-		OrdersBatchSize:              200,
-		OrdersBatchWaitMS:            2,
-		OrdersQueueMaxQueued:         100000,
-		OrdersQueueRetryAfterSeconds: 2,
-		OrdersWorkerConcurrency:      1,
-		OrdersClaimIdleSeconds:       15,
-		RLGlobalCapacity:             5000,
-		RLGlobalRefill:               2000,
-		RLIPCapacity:                 200,
-		RLIPRefill:                   50,
-		RLUserOrderCapacity:          5,
-		RLUserOrderRefill:            1,
-		RLAuthIPCapacity:             20,
-		RLAuthIPRefill:               1,
-		RLLoginFailuresFree:          5,
-		RLLoginBackoffMaxSeconds:     60,
-		WatchMaxStreams:              10000,
-		WatchMaxStreamsPerIP:         50,
-		ReconcileIntervalSeconds:     30,
-		ShutdownTimeoutSeconds:       15,
-		StartupTimeoutSeconds:        60,
+		DatabaseURL:                   "postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable",
+		RedisURL:                      "redis://127.0.0.1:6379/0",
+		RedisKeyPrefix:                "fs",
+		HTTPAddr:                      ":8080",
+		GRPCAddr:                      ":9090",
+		LogLevel:                      "info",
+		JWTSecret:                     secret,
+		TokenTTLSeconds:               3600,
+		AuthHashWaitMS:                1000,
+		OrdersBatchSize:               200,
+		OrdersBatchWaitMS:             2,
+		OrdersQueueMaxQueued:          100000,
+		OrdersQueueRetryAfterSeconds:  2,
+		OrdersWorkerConcurrency:       1,
+		OrdersClaimIdleSeconds:        15,
+		OrdersQueueMinReplicasSetting: "auto",
+		OrdersQueueReplicaTimeoutMS:   250,
+		RLGlobalCapacity:              5000,
+		RLGlobalRefill:                2000,
+		RLIPCapacity:                  200,
+		RLIPRefill:                    50,
+		RLUserOrderCapacity:           5,
+		RLUserOrderRefill:             1,
+		RLAuthIPCapacity:              20,
+		RLAuthIPRefill:                1,
+		RLLoginFailuresFree:           5,
+		RLLoginBackoffMaxSeconds:      60,
+		WatchMaxStreams:               10000,
+		WatchMaxStreamsPerIP:          50,
+		ReconcileIntervalSeconds:      30,
+		ShutdownDrainSeconds:          5,
+		ShutdownTimeoutSeconds:        15,
+		StartupTimeoutSeconds:         60,
 	}
 	if got != want {
 		t.Errorf("LoadFrom defaults =\n%+v\nwant\n%+v", got, want)
@@ -70,13 +75,18 @@ func TestLoadFromDefaults(t *testing.T) {
 		{"OrdersBatchWait", got.OrdersBatchWait(), 2 * time.Millisecond},
 		{"OrdersQueueRetryAfter", got.OrdersQueueRetryAfter(), 2 * time.Second},
 		{"ReconcileInterval", got.ReconcileInterval(), 30 * time.Second},
+		{"ShutdownDrain", got.ShutdownDrain(), 5 * time.Second},
 		{"ShutdownTimeout", got.ShutdownTimeout(), 15 * time.Second},
 		{"StartupTimeout", got.StartupTimeout(), time.Minute},
+		{"OrdersQueueReplicaTimeout", got.OrdersQueueReplicaTimeout(), 250 * time.Millisecond},
 	}
 	for _, d := range durations {
 		if d.got != d.want {
 			t.Errorf("%s() = %v, want %v", d.name, d.got, d.want)
 		}
+	}
+	if got := got.OrdersQueueMinReplicas(); got != -1 {
+		t.Errorf("OrdersQueueMinReplicas() = %d, want -1 (auto)", got)
 	}
 	if got := got.OrderMode(); got != OrderModeSync {
 		t.Errorf("OrderMode() = %q, want %q", got, OrderModeSync)
@@ -103,6 +113,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		"ORDERS_BATCH_SIZE", "", // empty means default
 		"ORDERS_QUEUE_ALLOW_VOLATILE", "true",
 		"STARTUP_TIMEOUT_SECONDS", "5",
+		"ORDERS_QUEUE_MIN_REPLICAS", " 2 ",
+		"ORDERS_QUEUE_REPLICA_TIMEOUT_MS", "1000",
 		"AUTH_HASH_CONCURRENCY", "3",
 		"AUTH_HASH_WAIT_MS", "0",
 	))
@@ -131,6 +143,8 @@ func TestLoadFromOverrides(t *testing.T) {
 		{"RLGlobalRefill", got.RLGlobalRefill, 0.5},
 		{"OrdersQueueAllowVolatile", got.OrdersQueueAllowVolatile, true},
 		{"StartupTimeout", got.StartupTimeout(), 5 * time.Second},
+		{"OrdersQueueMinReplicas", got.OrdersQueueMinReplicas(), 2},
+		{"OrdersQueueReplicaTimeout", got.OrdersQueueReplicaTimeout(), time.Second},
 		{"AuthHashConcurrency", got.AuthHashConcurrency, 3},
 		{"AuthHashWait", got.AuthHashWait(), time.Duration(0)},
 	}
@@ -288,8 +302,12 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"refill not a number", with("RL_IP_REFILL", "fast"), `RL_IP_REFILL="fast" must be a number`},
 		{"zero reconcile", with("RECONCILE_INTERVAL_SECONDS", "0"), "RECONCILE_INTERVAL_SECONDS=0 must be at least 1"},
 		{"zero shutdown", with("SHUTDOWN_TIMEOUT_SECONDS", "0"), "SHUTDOWN_TIMEOUT_SECONDS=0 must be at least 1"},
+		{"negative drain", with("SHUTDOWN_DRAIN_SECONDS", "-1"), "SHUTDOWN_DRAIN_SECONDS=-1 must be at least 0"},
 		{"zero startup", with("STARTUP_TIMEOUT_SECONDS", "0"), "STARTUP_TIMEOUT_SECONDS=0 must be at least 1"},
 		{"startup not a number", with("STARTUP_TIMEOUT_SECONDS", "1m"), `STARTUP_TIMEOUT_SECONDS="1m" must be a whole number`},
+		{"bad min replicas", with("ORDERS_QUEUE_MIN_REPLICAS", "some"), `ORDERS_QUEUE_MIN_REPLICAS="some" must be auto or a whole number`},
+		{"negative min replicas", with("ORDERS_QUEUE_MIN_REPLICAS", "-1"), `ORDERS_QUEUE_MIN_REPLICAS="-1" must be auto`},
+		{"zero replica timeout", with("ORDERS_QUEUE_REPLICA_TIMEOUT_MS", "0"), "ORDERS_QUEUE_REPLICA_TIMEOUT_MS=0 must be at least 1"},
 		{"bad volatile flag", with("ORDERS_QUEUE_ALLOW_VOLATILE", "yes"), `ORDERS_QUEUE_ALLOW_VOLATILE="yes" must be true or false`},
 		{"zero sign-in capacity", with("RL_AUTH_IP_CAPACITY", "0"), "RL_AUTH_IP_CAPACITY=0 must be at least 1"},
 		{"zero sign-in refill", with("RL_AUTH_IP_REFILL", "0"), "RL_AUTH_IP_REFILL=0 must be a positive number"},
@@ -392,5 +410,50 @@ func TestLogValueRedacts(t *testing.T) {
 	}
 	if !strings.Contains(out, "root@example.com") {
 		t.Errorf("logged config lacks the admin email:\n%s", out)
+	}
+}
+
+func TestLoadFromSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := LoadFrom(map[string]string{
+		"AUTH_JWT_SECRET_FILE": write("jwt", secret+"\n"),
+		"ADMIN_EMAIL":          "root@example.com",
+		"ADMIN_PASSWORD_FILE":  write("admin", "admin-password\r\n"),
+		"DATABASE_URL_FILE":    write("db", "postgres://app:hunter2@db/x"),
+		"REDIS_URL_FILE":       write("redis", "redis://:pw@cache:6379/0\n"),
+	})
+	if err != nil {
+		t.Fatalf("LoadFrom: %v", err)
+	}
+	if c.JWTSecret != secret || c.AdminPassword != "admin-password" ||
+		c.DatabaseURL != "postgres://app:hunter2@db/x" || c.RedisURL != "redis://:pw@cache:6379/0" {
+		t.Errorf("LoadFrom from files = secret %q, admin password %q, database %q, redis %q",
+			c.JWTSecret, c.AdminPassword, c.DatabaseURL, c.RedisURL)
+	}
+
+	_, err = LoadFrom(map[string]string{
+		"AUTH_JWT_SECRET_FILE": filepath.Join(dir, "missing"),
+		"ADMIN_EMAIL":          "root@example.com",
+		"ADMIN_PASSWORD":       "admin-password",
+		"ADMIN_PASSWORD_FILE":  write("admin2", "other"),
+	})
+	if err == nil {
+		t.Fatal("LoadFrom error = nil, want a missing file and a conflict")
+	}
+	for _, want := range []string{"AUTH_JWT_SECRET_FILE: open", "ADMIN_PASSWORD and ADMIN_PASSWORD_FILE are both set"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadFrom error =\n%v\nwant it to contain %q", err, want)
+		}
+	}
+	// The unreadable secret is reported once, not again as missing.
+	if strings.Contains(err.Error(), "AUTH_JWT_SECRET is required") {
+		t.Errorf("unreadable AUTH_JWT_SECRET_FILE also reported as a missing secret:\n%v", err)
 	}
 }

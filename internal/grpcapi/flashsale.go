@@ -12,23 +12,30 @@ import (
 	"google.golang.org/grpc/status"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
-// Sales is the store of flash sales (and the products they sell, for their stock).
+// Sales reads flash sales (and the products they sell, for their stock).
 type Sales interface {
 	ProductGet(ctx context.Context, id uuid.UUID) (product.Product, error)
-	SaleCreate(ctx context.Context, s sale.Sale) (sale.Sale, error)
 	SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error)
-	SalesByProduct(ctx context.Context, productID uuid.UUID) ([]sale.Sale, error)
 	SaleList(ctx context.Context, f sale.ListFilter) ([]sale.Sale, error)
+}
+
+// SaleService creates sales and tells a product's sale status
+// (order.Service): in the sync and queue modes both involve the admission
+// gate, which the service owns.
+type SaleService interface {
+	CreateSale(ctx context.Context, s sale.Sale) (sale.Sale, error)
+	SaleStatus(ctx context.Context, productID uuid.UUID) (order.SaleStatus, error)
 }
 
 type flashSaleServer struct {
 	flashsalev1.UnimplementedFlashSaleServiceServer
 	sales      Sales
-	status     StatusReader
+	service    SaleService
 	reconciler Reconciler
 	now        func() time.Time
 	log        *slog.Logger
@@ -65,7 +72,7 @@ func (s *flashSaleServer) CreateFlashSale(ctx context.Context, req *flashsalev1.
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	sl, err := s.sales.SaleCreate(ctx, sale.Sale{ID: id, ProductID: productID, StartsAt: startsAt, EndsAt: endsAt, CreatedAt: now})
+	sl, err := s.service.CreateSale(ctx, sale.Sale{ID: id, ProductID: productID, StartsAt: startsAt, EndsAt: endsAt, CreatedAt: now})
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -198,53 +205,21 @@ func (s *flashSaleServer) WatchSaleStatus(req *flashsalev1.WatchSaleStatusReques
 	}
 }
 
-// saleStatus is the product's current sale (open now, else the next, else
-// the latest) and its state, from the gate's cached status when the sale is
-// open and the gate holds it, else from the product's stock.
+// saleStatus is the product's sale status (order.Service.SaleStatus) as the API shows it.
 func (s *flashSaleServer) saleStatus(ctx context.Context, productID uuid.UUID) (*flashsalev1.GetSaleStatusResponse, error) {
-	sales, err := s.sales.SalesByProduct(ctx, productID)
+	st, err := s.service.SaleStatus(ctx, productID)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	sl, ok := sale.Current(sales, now)
-	if !ok {
-		if _, err := s.sales.ProductGet(ctx, productID); err != nil {
-			return nil, err
-		}
-		return nil, sale.ErrNotFound
-	}
-	state, remaining, ok := sale.State(0), int32(0), false
-	if s.status != nil && sl.OpenAt(now) {
-		if state, remaining, ok, err = s.status.SaleStatus(ctx, sl, now); err != nil {
-			s.log.WarnContext(ctx, "cached sale status unavailable", "err", err)
-			ok = false
-		}
-	}
-	if !ok {
-		p, err := s.sales.ProductGet(ctx, productID)
-		if err != nil {
-			return nil, err
-		}
-		state, remaining = sl.StateAt(now, p.Quantity), p.Quantity
-	}
 	return &flashsalev1.GetSaleStatusResponse{
-		State:       stateToProto(state),
-		FlashSaleId: sl.ID.String(),
+		State:       stateToProto(st.State),
+		FlashSaleId: st.Sale.ID.String(),
 		ProductId:   productID.String(),
-		StartsAt:    ts(sl.StartsAt),
-		EndsAt:      ts(sl.EndsAt),
-		Remaining:   remaining,
-		ServerTime:  ts(now),
+		StartsAt:    ts(st.Sale.StartsAt),
+		EndsAt:      ts(st.Sale.EndsAt),
+		Remaining:   st.Remaining,
+		ServerTime:  ts(st.At),
 	}, nil
-}
-
-// StatusReader answers a sale's state from the admission gate's cached
-// status, without PostgreSQL.
-type StatusReader interface {
-	// SaleStatus is the state and remaining stock of the sale; ok is false
-	// when the gate does not hold the sale (not loaded yet).
-	SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (state sale.State, remaining int32, ok bool, err error)
 }
 
 // Reconciler rebuilds a sale's gate state from PostgreSQL.

@@ -214,6 +214,14 @@ func (f failingStore) List(context.Context, order.ListFilter) ([]order.Order, er
 	return nil, f.fail("order list")
 }
 
+func (f failingStore) CreateSale(context.Context, sale.Sale) (sale.Sale, error) {
+	return sale.Sale{}, f.fail("create sale")
+}
+
+func (f failingStore) SaleStatus(context.Context, uuid.UUID) (order.SaleStatus, error) {
+	return order.SaleStatus{}, f.fail("sale status")
+}
+
 func (f failingStore) Reconcile(context.Context, uuid.UUID) (int, int, error) {
 	return 0, 0, f.fail("reconcile")
 }
@@ -262,7 +270,7 @@ func TestServerMessagesCarryNoInternals(t *testing.T) {
 		store := failingStore{err: domainErr}
 		want := status.Code(toStatus(context.Background(), log, domainErr))
 		conn := serve(t, NewServer(Deps{
-			Auth: tokenAuth{}, Products: store, Sales: store, Orders: store, Reconciler: store,
+			Auth: tokenAuth{}, Products: store, Sales: store, SaleService: store, Orders: store, Reconciler: store,
 			Log: log, Metrics: prometheus.NewRegistry(), Now: time.Now,
 		}))
 		admin, customer := withToken(t.Context(), "admin"), withToken(t.Context(), "customer")

@@ -57,7 +57,10 @@ func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrde
 	traceOutcome(ctx, o.Status.String(), o.ID)
 	if o.Status == order.StatusPending {
 		// Accepted, not yet written: REST answers 202 (see httpapi).
-		_ = grpc.SetHeader(ctx, metadata.Pairs(HTTPCodeHeader, "202"))
+		if err := grpc.SetHeader(ctx, metadata.Pairs(HTTPCodeHeader, "202")); err != nil {
+			// The order is taken all the same; only REST's status is 200.
+			s.log.WarnContext(ctx, "PENDING order answered without REST status 202", "order", o.ID, "err", err)
+		}
 	}
 	return &flashsalev1.PlaceOrderResponse{Order: orderToProto(o)}, nil
 }

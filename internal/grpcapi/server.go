@@ -42,6 +42,9 @@ type Deps struct {
 	Metrics  prometheus.Registerer
 	// Limits, when set, puts token buckets in front of the API (RL_*).
 	Limits *Limits
+	// SaleService creates sales and answers GetSaleStatus and
+	// WatchSaleStatus (the order service).
+	SaleService SaleService
 	// ClientIP says who is calling, for per-IP limits; nil trusts no
 	// proxy and no gateway (every REST call then counts as loopback's).
 	ClientIP *ClientIP
@@ -49,9 +52,6 @@ type Deps struct {
 	// WatchSaleStatus streams in all and per client address (0: the
 	// defaults); they hold with rate limits off too.
 	WatchMaxStreams, WatchMaxStreamsPerIP int
-	// Status, when set, answers GetSaleStatus from the gate's cached status
-	// instead of PostgreSQL (sync and queue modes).
-	Status StatusReader
 	// Reconciler rebuilds a sale's gate state (ReconcileSale); nil in direct mode.
 	Reconciler Reconciler
 	// TracerProvider, when set, traces the sampled flashsale calls,
@@ -65,7 +65,46 @@ type Deps struct {
 type Server struct {
 	*grpc.Server
 	Health *health.Server
+
+	endStreams context.CancelFunc
 }
+
+// EndStreams ends the streaming calls in flight (WatchSaleStatus, health
+// Watch), and those started later at once, with Unavailable: watchers never
+// end by themselves, so without it a graceful stop would wait for them
+// until its deadline. Their clients reconnect, to another server.
+func (s *Server) EndStreams() { s.endStreams() }
+
+// errShuttingDown ends a stream cut short by EndStreams.
+var errShuttingDown = status.Error(codes.Unavailable, "server shutting down; reconnect")
+
+// endOnShutdown ends each stream when ctx is done (EndStreams).
+func endOnShutdown(ctx context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if ctx.Err() != nil {
+			return errShuttingDown
+		}
+		parent := ss.Context()
+		sctx, cancel := context.WithCancel(parent)
+		defer cancel()
+		// AfterFunc registers with ctx; no goroutine waits per stream.
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		err := handler(srv, streamWithContext{ServerStream: ss, ctx: sctx})
+		if ctx.Err() != nil && parent.Err() == nil {
+			return errShuttingDown
+		}
+		return err
+	}
+}
+
+// streamWithContext is a stream whose handler sees ctx as its context.
+type streamWithContext struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s streamWithContext) Context() context.Context { return s.ctx }
 
 // NewServer builds the gRPC server: interceptors (metrics, one log line per
 // call, authentication and authorization, panic recovery), the four
@@ -87,6 +126,7 @@ func NewServer(d Deps) *Server {
 		d.Log.ErrorContext(ctx, "panic in handler", "panic", p, "method", methodOf(ctx))
 		return status.Error(codes.Internal, "internal error")
 	})
+	streamsEnded, endStreams := context.WithCancel(context.Background())
 	unary := []grpc.UnaryServerInterceptor{defaultDeadline(callTimeout), metrics.UnaryServerInterceptor()}
 	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
 	if d.TracerProvider != nil {
@@ -121,6 +161,9 @@ func NewServer(d Deps) *Server {
 	stream = append(stream, recovery.StreamServerInterceptor(recover))
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		// A Stop that cuts calls short still waits for their handlers, so
+		// none of them runs on once its owner goes on to close the stores.
+		grpc.WaitForHandlers(true),
 		// Reused workers keep the stacks the interceptor chain grew, instead
 		// of growing a fresh goroutine's stack on every call. When every
 		// worker is busy gRPC starts a fresh goroutine, so there are enough
@@ -129,11 +172,14 @@ func NewServer(d Deps) *Server {
 		// of the server; with 64 a core the rush ran ~12 % faster.
 		grpc.NumStreamWorkers(uint32(64*runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
+		grpc.ChainStreamInterceptor(append(stream,
+			// Innermost, so the access log and metrics see how it ended.
+			endOnShutdown(streamsEnded),
+		)...),
 	)
 	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
 	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
-	sales := &flashSaleServer{sales: d.Sales, status: d.Status, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
+	sales := &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
 	sales.watch = newWatchHub(sales.saleStatus, d.WatchMaxStreams, d.WatchMaxStreamsPerIP, d.Log)
 	sales.watch.refused = refused
 	flashsalev1.RegisterFlashSaleServiceServer(s, sales)
@@ -142,7 +188,7 @@ func NewServer(d Deps) *Server {
 	healthpb.RegisterHealthServer(s, hs)
 	reflection.Register(s)
 	metrics.InitializeMetrics(s)
-	return &Server{Server: s, Health: hs}
+	return &Server{Server: s, Health: hs, endStreams: endStreams}
 }
 
 // callTimeout bounds a unary call whose client set no deadline (calls

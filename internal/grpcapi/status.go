@@ -38,6 +38,11 @@ const (
 	// ReasonOrderInProgress: the caller's earlier order in this sale
 	// (ErrorInfo metadata order_id) is being written; retry shortly.
 	ReasonOrderInProgress = "ORDER_IN_PROGRESS"
+	// ReasonOrderNotReplicated: queue mode, the order (ErrorInfo metadata
+	// order_id) was admitted but no Redis replica confirmed it in time, so
+	// it is not acknowledged; retry, which answers ALREADY_ORDERED with it
+	// if it survived.
+	ReasonOrderNotReplicated = "ORDER_NOT_REPLICATED"
 	// ReasonAuthBusy: as many password hashes are running as the server's
 	// memory budget allows (AUTH_HASH_CONCURRENCY); retry shortly.
 	ReasonAuthBusy = "AUTH_BUSY"
@@ -45,7 +50,7 @@ const (
 
 // metaOrderID is the ErrorInfo metadata key of the order an error concerns:
 // the order a winner already holds (ALREADY_ORDERED) or one whose write has
-// not ended (ORDER_OUTCOME_UNKNOWN, ORDER_IN_PROGRESS).
+// not ended (ORDER_OUTCOME_UNKNOWN, ORDER_IN_PROGRESS, ORDER_NOT_REPLICATED).
 const metaOrderID = "order_id"
 
 // rateLimited is a request refused by a rate limit; retry after the delay.
@@ -142,6 +147,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		log.WarnContext(ctx, "order outcome unknown", "err", err)
 		return withDetails(codes.Unavailable, "the order may or may not be stored; check it with CheckOrder or retry",
 			orderReason(ReasonOrderOutcomeUnknown, orderIDOf(err)), retryInfo(time.Second))
+	case errors.Is(err, order.ErrNotReplicated):
+		log.WarnContext(ctx, "order not confirmed on a Redis replica", "err", err)
+		return withDetails(codes.Unavailable, order.ErrNotReplicated.Error(),
+			orderReason(ReasonOrderNotReplicated, orderIDOf(err)), retryInfo(time.Second))
 	case errors.Is(err, order.ErrInProgress):
 		return withDetails(codes.Unavailable, order.ErrInProgress.Error()+"; retry shortly",
 			orderReason(ReasonOrderInProgress, orderIDOf(err)), retryInfo(time.Second))

@@ -143,6 +143,7 @@ func TestOutcome(t *testing.T) {
 		{&order.AlreadyOrderedError{OrderID: uuid.New()}, ReasonAlreadyOrdered},
 		{&order.OrderError{Err: order.ErrOutcomeUnknown, OrderID: uuid.New()}, ReasonOrderOutcomeUnknown},
 		{&order.OrderError{Err: order.ErrInProgress, OrderID: uuid.New()}, ReasonOrderInProgress},
+		{&order.OrderError{Err: order.ErrNotReplicated, OrderID: uuid.New()}, ReasonOrderNotReplicated},
 		{errors.New("boom"), "Internal"},
 	} {
 		if got := outcome(toStatus(context.Background(), log, tc.err)); got != tc.want {
@@ -187,6 +188,7 @@ func TestToStatusOrderErrors(t *testing.T) {
 		{"outcome unknown, bare sentinel", order.ErrOutcomeUnknown, codes.Unavailable, ReasonOrderOutcomeUnknown, "", time.Second},
 		{"in progress", &order.OrderError{Err: order.ErrInProgress, OrderID: id}, codes.Unavailable, ReasonOrderInProgress, id.String(), time.Second},
 		{"in progress, wrapped", fmt.Errorf("place: %w", &order.OrderError{Err: order.ErrInProgress, OrderID: id}), codes.Unavailable, ReasonOrderInProgress, id.String(), time.Second},
+		{"not replicated", &order.OrderError{Err: order.ErrNotReplicated, OrderID: id}, codes.Unavailable, ReasonOrderNotReplicated, id.String(), time.Second},
 		{"not written", fmt.Errorf("%w: connection refused", order.ErrUnavailable), codes.Unavailable, "", "", time.Second},
 		{"queue busy", &order.BusyError{RetryAfter: 3 * time.Second}, codes.Unavailable, ReasonQueueBusy, "", 3 * time.Second},
 		{"password hashing busy", fmt.Errorf("register: %w", auth.ErrBusy), codes.Unavailable, ReasonAuthBusy, "", time.Second},

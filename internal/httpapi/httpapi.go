@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -28,6 +29,7 @@ import (
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/gen/openapiv2"
+	"github.com/flashsale/flashsale/internal/buildinfo"
 	"github.com/flashsale/flashsale/internal/grpcapi"
 )
 
@@ -42,8 +44,11 @@ type Checker interface {
 // Deps is what the handler is built from.
 type Deps struct {
 	// Conn reaches the gRPC server; every /v1 call goes through it.
-	Conn     *grpc.ClientConn
-	Ready    map[string]Checker // name -> dependency, for /readyz
+	Conn  *grpc.ClientConn
+	Ready map[string]Checker // name -> dependency, for /readyz
+	// Draining, when set and true, fails /readyz whatever the
+	// dependencies say: the server is shutting down.
+	Draining func() bool
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
 	// UI, when set, is served at / for paths the API does not own.
@@ -106,11 +111,13 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
-	mux.Handle("GET /readyz", readyz(d.Ready, d.Log))
+	mux.Handle("GET /readyz", readyz(d.Ready, d.Draining, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapiv2.JSON)
+		if _, err := w.Write(openAPIDocument()); err != nil {
+			logWriteError(r.Context(), d.Log, "/openapi.json", err)
+		}
 	})
 	if d.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -208,21 +215,29 @@ func httpCode(ctx context.Context, w http.ResponseWriter, _ proto.Message) error
 	return nil
 }
 
-// readyz answers 200 when every dependency answers a ping within a second.
-func readyz(deps map[string]Checker, log *slog.Logger) http.Handler {
+// readyz answers 200 when every dependency answers a ping within a second,
+// and 503 from the moment the server starts draining.
+func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
-		for name, c := range deps {
-			if err := c.Ping(ctx); err != nil {
-				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, `{"status":"unavailable","dependency":%q}`+"\n", name)
-				return
+		code, body := http.StatusOK, `{"status":"ok"}`
+		if draining != nil && draining() {
+			code, body = http.StatusServiceUnavailable, `{"status":"draining"}`
+		} else {
+			for name, c := range deps {
+				if err := c.Ping(ctx); err != nil {
+					log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+					code, body = http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","dependency":%q}`, name)
+					break
+				}
 			}
 		}
-		fmt.Fprintln(w, `{"status":"ok"}`)
+		w.WriteHeader(code)
+		if _, err := fmt.Fprintln(w, body); err != nil {
+			logWriteError(ctx, log, "/readyz", err)
+		}
 	})
 }
 
@@ -255,4 +270,38 @@ func (r *readiness) Collect(ch chan<- prometheus.Metric) {
 		})
 	}
 	wg.Wait()
+}
+
+// logWriteError logs a response that could not be written, at debug: the
+// client has gone, and there is no one left to tell.
+func logWriteError(ctx context.Context, log *slog.Logger, path string, err error) {
+	log.DebugContext(ctx, "response not written", "path", path, "err", err)
+}
+
+// openAPIDocument is the generated OpenAPI document with info.version set to
+// this build's version: the proto options can only hold a placeholder.
+var openAPIDocument = sync.OnceValue(func() []byte {
+	b, err := withVersion(openapiv2.JSON, buildinfo.String())
+	if err != nil {
+		return openapiv2.JSON // a test keeps the generated document decodable
+	}
+	return b
+})
+
+// withVersion returns the OpenAPI document doc with info.version set to v.
+func withVersion(doc []byte, v string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &top); err != nil {
+		return nil, err
+	}
+	var info map[string]json.RawMessage
+	if err := json.Unmarshal(top["info"], &info); err != nil {
+		return nil, err
+	}
+	info["version"], _ = json.Marshal(v)
+	var err error
+	if top["info"], err = json.Marshal(info); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(top, "", "  ")
 }

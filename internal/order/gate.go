@@ -102,7 +102,9 @@ type SaleBuyers struct {
 type Gate interface {
 	// Admit decides one attempt; it never checks and then acts across round
 	// trips. For DeniedAlreadyAdmitted and DeniedInProgress it returns the
-	// order the user holds.
+	// order the user holds. In queue mode it may return Admitted or
+	// DeniedAlreadyAdmitted with an error wrapping ErrNotReplicated: the
+	// decision was taken but is not known to be on a replica yet.
 	Admit(ctx context.Context, a Admission) (Decision, uuid.UUID, error)
 	// Settle records what became of in-flight orders. Settling an order
 	// that is no longer in flight does nothing, so it bears repeating.
@@ -133,7 +135,9 @@ type QueuedOrder struct {
 type Queue interface {
 	// Read returns up to count entries for consumer: entries idle for longer
 	// than claimIdle under other (dead) consumers first, then new ones,
-	// waiting up to block for any.
+	// waiting up to block for any. With an error it may still return
+	// entries (read from the streams that did not fail): they are the
+	// consumer's to store and settle.
 	Read(ctx context.Context, consumer string, count int, block, claimIdle time.Duration) ([]QueuedOrder, error)
 }
 

@@ -83,7 +83,16 @@ var ErrOutcomeUnknown = errors.New("order outcome unknown; check the order")
 // being written right now (sync mode); retry shortly for its outcome.
 var ErrInProgress = errors.New("an earlier order of this user is still being written")
 
-// OrderError is ErrOutcomeUnknown or ErrInProgress with the order concerned.
+// ErrNotReplicated: queue mode, the order was admitted (or the user's
+// earlier order found) but Redis did not confirm in time that a replica
+// holds it (ORDERS_QUEUE_MIN_REPLICAS), so it is not acknowledged: a
+// failover of the Redis master now could lose it. Retrying is safe: the
+// retry is answered ALREADY_ORDERED with the same order if it survived,
+// and is admitted afresh if it did not.
+var ErrNotReplicated = errors.New("order not confirmed on a Redis replica in time; retry for its outcome")
+
+// OrderError is ErrOutcomeUnknown, ErrInProgress or ErrNotReplicated with
+// the order concerned.
 type OrderError struct {
 	Err     error
 	OrderID uuid.UUID

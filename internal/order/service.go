@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,12 +14,21 @@ import (
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
-// Store is what the order service needs from the database.
-type Store interface {
+// Catalog is where the service reads products and sales and stores a new
+// sale: the Store itself, or a cache in front of it (redis.Catalog, in the
+// sync and queue modes), set as Config.Catalog.
+type Catalog interface {
 	ProductGet(ctx context.Context, id uuid.UUID) (product.Product, error)
+	SaleCreate(ctx context.Context, s sale.Sale) (sale.Sale, error)
 	SaleOpen(ctx context.Context, productID uuid.UUID, now time.Time) (sale.Sale, error)
 	SaleGet(ctx context.Context, id uuid.UUID) (sale.Sale, error)
 	SalesByProduct(ctx context.Context, productID uuid.UUID) ([]sale.Sale, error)
+}
+
+// Store is what the order service needs from the database: postgres.Store.
+// Its Catalog methods serve only when Config.Catalog is not set.
+type Store interface {
+	Catalog
 	OrderPlace(ctx context.Context, o Order) (Order, error)
 	OrderBySaleUser(ctx context.Context, saleID, userID uuid.UUID) (Order, error)
 	OrderList(ctx context.Context, f ListFilter) ([]Order, error)
@@ -67,10 +77,17 @@ type BusyError struct{ RetryAfter time.Duration }
 
 func (e *BusyError) Error() string { return "order queue is busy" }
 
-// StatusCache says from process memory (a client-side cached key that Redis
-// invalidates when it changes) whether a sale's product has sold out.
+// StatusCache is the gate's published status of a sale, read from process
+// memory most of the time (a client-side cached key that Redis invalidates
+// when it changes).
 type StatusCache interface {
-	SoldOut(ctx context.Context, sl sale.Sale) bool
+	// SaleStatus is the sale's state at now and its product's remaining
+	// stock as the gate last published it; loaded is false when the gate
+	// holds no state for the product.
+	SaleStatus(ctx context.Context, sl sale.Sale, now time.Time) (state sale.State, remaining int32, loaded bool, err error)
+	// SoldOut reports whether the gate published the sale's product as
+	// sold out; false when it cannot tell.
+	SoldOut(ctx context.Context, sl sale.Sale, now time.Time) bool
 }
 
 // Config picks the mode and its parts; direct mode needs none of them.
@@ -82,8 +99,11 @@ type Config struct {
 	// PostgreSQL: PENDING or REJECTED (sync and queue).
 	Admissions Admissions
 	// Status, when set, answers "sold out?" from process memory before the
-	// gate is asked (sync and queue).
-	Status     StatusCache
+	// gate is asked, and SaleStatus while a sale is open (sync and queue).
+	Status StatusCache
+	// Catalog, when set, serves the service's product and sale reads and
+	// stores new sales instead of the Store (a cache in front of it).
+	Catalog    Catalog
 	MaxQueued  int64 // queue: backlog above which PlaceOrder is refused
 	RetryAfter time.Duration
 	// OrphanAfter is how old a sync-mode order recorded in flight and not in
@@ -97,6 +117,9 @@ type Config struct {
 	// Decisions, when set, learns the outcome of every Place on an open
 	// sale (metrics per sale).
 	Decisions DecisionRecorder
+	// Log hears of what the service works around rather than returns (a
+	// gate it could not read or load); nil means slog.Default().
+	Log *slog.Logger
 }
 
 // DecisionRecorder learns what became of each order attempt on an open
@@ -107,10 +130,12 @@ type DecisionRecorder interface {
 
 // Service places and reads orders.
 type Service struct {
-	store Store
-	now   func() time.Time
-	cfg   Config
-	loads singleflight.Group // one gate load per product at a time
+	store   Store
+	catalog Catalog // cfg.Catalog, else store
+	now     func() time.Time
+	cfg     Config
+	log     *slog.Logger
+	loads   singleflight.Group // one gate load per product at a time
 }
 
 // NewService returns a Service over store; now is the clock the sale window
@@ -122,7 +147,14 @@ func NewService(store Store, now func() time.Time, cfg Config) *Service {
 	if cfg.OrphanAfter <= 0 {
 		cfg.OrphanAfter = time.Minute
 	}
-	return &Service{store: store, now: now, cfg: cfg}
+	s := &Service{store: store, catalog: store, now: now, cfg: cfg, log: cfg.Log}
+	if cfg.Catalog != nil {
+		s.catalog = cfg.Catalog
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
 }
 
 // outcomeRetries bounds how often sync mode writes an order again after a
@@ -134,8 +166,8 @@ var outcomeRetries = []time.Duration{100 * time.Millisecond, 400 * time.Millisec
 // is open now. It returns product.ErrNotFound, ErrSaleNotActive, ErrSoldOut,
 // *AlreadyOrderedError (errors.Is ErrAlreadyOrdered) with the order the user
 // holds, *BusyError, ErrUnavailable (nothing stored), or an *OrderError with
-// ErrInProgress or ErrOutcomeUnknown when the order is not taken now. In
-// queue mode the order comes back PENDING, else CONFIRMED.
+// ErrInProgress, ErrOutcomeUnknown or ErrNotReplicated when the order is
+// not taken now. In queue mode the order comes back PENDING, else CONFIRMED.
 func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (o Order, err error) {
 	if s.cfg.Mode != ModeDirect && s.cfg.Accepting != nil {
 		if err := s.cfg.Accepting(); err != nil {
@@ -160,7 +192,7 @@ func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (o Ord
 	if s.cfg.Mode == ModeDirect {
 		return s.placeDirect(ctx, o)
 	}
-	if s.cfg.Status != nil && s.cfg.Status.SoldOut(ctx, sl) {
+	if s.cfg.Status != nil && s.cfg.Status.SoldOut(ctx, sl, now) {
 		// Every process learns it from the invalidation; once sold out the
 		// sale's buyers are final, so a winner's retry is answered from
 		// memory too.
@@ -205,11 +237,15 @@ func (s *Service) alreadyOrdered(ctx context.Context, o Order) error {
 
 // soldOut answers an attempt on a sold-out sale: the user's order if they
 // hold one, else ErrSoldOut. inProgress reports an order of theirs still
-// being written (sync mode).
+// being written (sync mode). When the gate cannot say (its Redis master
+// just died, say) the answer is ErrUnavailable: the caller may be a winner,
+// who must never be told SOLD_OUT.
 func (s *Service) soldOut(ctx context.Context, sl sale.Sale, userID uuid.UUID) (held uuid.UUID, inProgress bool, err error) {
 	held, inProgress, found, err := s.cfg.Gate.Holder(ctx, sl, userID)
 	switch {
-	case err != nil, !found:
+	case err != nil:
+		return uuid.Nil, false, fmt.Errorf("%w: gate: %w", ErrUnavailable, err)
+	case !found:
 		return uuid.Nil, false, ErrSoldOut
 	case inProgress:
 		return held, true, &OrderError{Err: ErrInProgress, OrderID: held}
@@ -296,6 +332,15 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 			d, held, err = s.cfg.Gate.Admit(ctx, a)
 		}
 	}
+	if errors.Is(err, ErrNotReplicated) {
+		// Not acknowledged, but not undone either: the order may yet be
+		// written, so the caller learns its id and retries for the outcome.
+		id := o.ID
+		if d == DeniedAlreadyAdmitted {
+			id = held
+		}
+		return &OrderError{Err: ErrNotReplicated, OrderID: id}
+	}
 	if err != nil {
 		return fmt.Errorf("%w: gate: %w", ErrUnavailable, err)
 	}
@@ -318,19 +363,29 @@ func (s *Service) admit(ctx context.Context, o Order, sl sale.Sale) error {
 
 // LoadGate gives the gate the state of the sale's product from PostgreSQL
 // unless it holds it already: when a sale is created, and on first use if
-// Redis lost it. Concurrent loads of one product in this process share one.
-// It does nothing in direct mode.
+// Redis lost it. Concurrent loads of one product in this process share one,
+// which runs on a context none of its callers can cancel, bounded by
+// gateLoadTimeout. It does nothing in direct mode.
 func (s *Service) LoadGate(ctx context.Context, sl sale.Sale) error {
 	if s.cfg.Gate == nil {
 		return nil
 	}
 	_, err, _ := s.loads.Do(sl.ProductID.String(), func() (any, error) {
+		// Shared by every caller loading the product: one of them going
+		// away must not fail the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gateLoadTimeout)
+		defer cancel()
 		return nil, s.snapshot(ctx, sl.ProductID, func(st ProductState) error {
 			return s.cfg.Gate.Load(ctx, st)
 		})
 	})
 	return err
 }
+
+// gateLoadTimeout bounds one shared gate load: the snapshot under the
+// product row's lock (which waits for a batch committing on that row) and
+// the gate's script.
+const gateLoadTimeout = 10 * time.Second
 
 // snapshot reads the product's state under its stock row's lock and calls
 // fn with it while the lock is held.
@@ -361,7 +416,7 @@ func (s *Service) Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, b
 	if s.cfg.Gate == nil {
 		return 0, 0, nil
 	}
-	sl, err := s.store.SaleGet(ctx, saleID)
+	sl, err := s.catalog.SaleGet(ctx, saleID)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -381,6 +436,12 @@ func (s *Service) Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, b
 // ReconcileOpen reconciles the product of every sale open now, for the
 // start-up and periodic passes.
 func (s *Service) ReconcileOpen(ctx context.Context, lister SaleLister) error {
+	return s.ReconcileOpenWhere(ctx, lister, nil)
+}
+
+// ReconcileOpenWhere is ReconcileOpen for the products keep accepts (all
+// when keep is nil): after a Redis failover, those whose keys moved.
+func (s *Service) ReconcileOpenWhere(ctx context.Context, lister SaleLister, keep func(productID uuid.UUID) bool) error {
 	now := s.now()
 	f := sale.ListFilter{Now: now, Active: true, Limit: 500}
 	var errs []error
@@ -391,7 +452,7 @@ func (s *Service) ReconcileOpen(ctx context.Context, lister SaleLister) error {
 			return err
 		}
 		for _, sl := range page {
-			if done[sl.ProductID] {
+			if done[sl.ProductID] || (keep != nil && !keep(sl.ProductID)) {
 				continue
 			}
 			done[sl.ProductID] = true
@@ -414,9 +475,9 @@ type SaleLister interface {
 // openSale is the product's sale open at now; ErrSaleNotActive when there is
 // none, product.ErrNotFound when the product does not exist.
 func (s *Service) openSale(ctx context.Context, productID uuid.UUID, now time.Time) (sale.Sale, error) {
-	sl, err := s.store.SaleOpen(ctx, productID, now)
+	sl, err := s.catalog.SaleOpen(ctx, productID, now)
 	if errors.Is(err, sale.ErrNotFound) {
-		if _, err := s.store.ProductGet(ctx, productID); err != nil {
+		if _, err := s.catalog.ProductGet(ctx, productID); err != nil {
 			return sale.Sale{}, err
 		}
 		return sale.Sale{}, ErrSaleNotActive
@@ -430,13 +491,13 @@ func (s *Service) openSale(ctx context.Context, productID uuid.UUID, now time.Ti
 // from the queue. It returns product.ErrNotFound or sale.ErrNotFound when
 // there is no such product or it never had a sale.
 func (s *Service) Check(ctx context.Context, userID, productID uuid.UUID) (sl sale.Sale, o Order, ok bool, err error) {
-	sales, err := s.store.SalesByProduct(ctx, productID)
+	sales, err := s.catalog.SalesByProduct(ctx, productID)
 	if err != nil {
 		return sale.Sale{}, Order{}, false, err
 	}
 	sl, found := sale.Current(sales, s.now())
 	if !found {
-		if _, err := s.store.ProductGet(ctx, productID); err != nil {
+		if _, err := s.catalog.ProductGet(ctx, productID); err != nil {
 			return sale.Sale{}, Order{}, false, err
 		}
 		return sale.Sale{}, Order{}, false, sale.ErrNotFound
@@ -461,4 +522,89 @@ func (s *Service) Check(ctx context.Context, userID, productID uuid.UUID) (sl sa
 // List returns a page of orders chosen by f.
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Order, error) {
 	return s.store.OrderList(ctx, f)
+}
+
+// CreateSale stores a new sale and, when the gate is used, loads a sale that
+// is open already into it, so its first buyers and status readers find it
+// there. An upcoming sale is loaded on first use instead: the product's
+// stock may still change (another sale of it) before it opens. A failed
+// load is logged, not returned: the sale is stored, and its first use loads
+// it again. It returns the catalog's errors (sale.ErrOverlap,
+// sale.ErrInvalidWindow, product.ErrNotFound).
+func (s *Service) CreateSale(ctx context.Context, sl sale.Sale) (sale.Sale, error) {
+	sl, err := s.catalog.SaleCreate(ctx, sl)
+	if err != nil || s.cfg.Gate == nil || !sl.OpenAt(s.now()) {
+		return sl, err
+	}
+	if err := s.LoadGate(ctx, sl); err != nil {
+		s.log.WarnContext(ctx, "new sale not loaded into the gate; its first use loads it", "sale", sl.ID, "err", err)
+	}
+	return sl, nil
+}
+
+// SaleStatus is a product's current sale and its state.
+type SaleStatus struct {
+	Sale  sale.Sale
+	State sale.State
+	// Remaining is the product's stock: as the gate published it while the
+	// sale is open in the sync and queue modes (rounded up to its publish
+	// step, exact when sold out), else the store's.
+	Remaining int32
+	// At is when the state was judged, by the service's clock.
+	At time.Time
+}
+
+// SaleStatus is the product's current sale (open now, else the next, else
+// the latest) and its state now. While the sale is open and the gate
+// publishes its status (sync and queue modes), the answer comes from there,
+// mostly from process memory, after loading the gate if it holds nothing for
+// the product; otherwise, and when the gate cannot answer (logged), from
+// the product's stock. It returns product.ErrNotFound when there is no such
+// product, sale.ErrNotFound when it never had a sale.
+func (s *Service) SaleStatus(ctx context.Context, productID uuid.UUID) (SaleStatus, error) {
+	sales, err := s.catalog.SalesByProduct(ctx, productID)
+	if err != nil {
+		return SaleStatus{}, err
+	}
+	now := s.now()
+	sl, ok := sale.Current(sales, now)
+	if !ok {
+		if _, err := s.catalog.ProductGet(ctx, productID); err != nil {
+			return SaleStatus{}, err
+		}
+		return SaleStatus{}, sale.ErrNotFound
+	}
+	if st, ok := s.publishedStatus(ctx, sl, now); ok {
+		return st, nil
+	}
+	p, err := s.catalog.ProductGet(ctx, productID)
+	if err != nil {
+		return SaleStatus{}, err
+	}
+	return SaleStatus{Sale: sl, State: sl.StateAt(now, p.Quantity), Remaining: p.Quantity, At: now}, nil
+}
+
+// publishedStatus is the gate's status of the sale, open at now; ok is false
+// when there is none to use: no gate, a sale not open, or a gate that could
+// not answer (logged).
+func (s *Service) publishedStatus(ctx context.Context, sl sale.Sale, now time.Time) (st SaleStatus, ok bool) {
+	if s.cfg.Status == nil || !sl.OpenAt(now) {
+		return SaleStatus{}, false
+	}
+	state, remaining, loaded, err := s.cfg.Status.SaleStatus(ctx, sl, now)
+	if err == nil && !loaded {
+		// The gate does not hold the product (Redis lost it): load it, so
+		// the next reads come from the cache again instead of the store.
+		if err = s.LoadGate(ctx, sl); err == nil {
+			state, remaining, loaded, err = s.cfg.Status.SaleStatus(ctx, sl, now)
+		}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "cached sale status unavailable", "err", err)
+		return SaleStatus{}, false
+	}
+	if !loaded {
+		return SaleStatus{}, false
+	}
+	return SaleStatus{Sale: sl, State: state, Remaining: remaining, At: now}, true
 }

@@ -80,6 +80,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	backoff := workerBackoffMin
 	for ctx.Err() == nil {
 		qs, err := w.queue.Read(ctx, w.consumer, w.batchSize, workerBlock, w.claimIdle)
+		// What was read is stored even when another stream failed (one
+		// shard of a Redis Cluster down, say); the failure is retried.
+		if len(qs) > 0 {
+			w.process(ctx, qs)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -90,9 +95,6 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = workerBackoffMin
-		if len(qs) > 0 {
-			w.process(ctx, qs)
-		}
 	}
 	return nil
 }

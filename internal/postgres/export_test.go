@@ -25,3 +25,7 @@ func DirectoryLookup(s *Store, id uuid.UUID) (auth.Standing, bool) {
 
 // DirectoryCurrent reports whether the directory is trusted right now.
 func DirectoryCurrent(s *Store) bool { return s.directory.current() }
+
+// OnHeartbeatDone makes the directory call f as each of its heartbeat
+// goroutines ends (before FollowUsers starts).
+func OnHeartbeatDone(s *Store, f func()) { s.directory.heartbeatDone = f }

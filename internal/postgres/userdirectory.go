@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,12 +52,13 @@ type userDirectory struct {
 	// sentNanos is when the last heartbeat was sent, lagNanos how long the
 	// last one took to come back: how late a change reaches the directory.
 	sentNanos, lagNanos atomic.Int64
+
+	// heartbeatDone, when set (by tests), is called as a heartbeat goroutine ends.
+	heartbeatDone func()
 }
 
 func newUserDirectory() *userDirectory {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return &userDirectory{beat: "h " + hex.EncodeToString(b)}
+	return &userDirectory{beat: "h " + rand.Text()}
 }
 
 // lookup returns the standing of id when the directory is current and holds it.
@@ -105,7 +105,7 @@ func (d *userDirectory) follow(ctx context.Context, pool *pgxpool.Pool, log *slo
 }
 
 // session is one connection's worth of following; it returns why it ended.
-func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) error {
+func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) (err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c, err := pool.Acquire(ctx)
@@ -113,7 +113,11 @@ func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("acquire: %w", err)
 	}
 	conn := c.Hijack() // its own for good: a listening connection is not shared
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		if cerr := conn.Close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the listening connection: %w", cerr))
+		}
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+usersChannel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -123,7 +127,13 @@ func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) error {
 		return err
 	}
 
-	go d.heartbeat(ctx, cancel, dbsqlc.New(pool))
+	// The heartbeat is this session's: it ends with it, and the session
+	// returns only once it has, so nothing of the directory's runs after
+	// follow returns (and the store may close its pool).
+	var beating sync.WaitGroup
+	beating.Go(func() { d.heartbeat(ctx, cancel, dbsqlc.New(pool)) })
+	defer beating.Wait()
+	defer cancel(nil)
 
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -140,6 +150,9 @@ func (d *userDirectory) session(ctx context.Context, pool *pgxpool.Pool) error {
 // heartbeat notifies the users channel every heartbeatEvery and ends the
 // session (cancel) once its heartbeats stop coming back.
 func (d *userDirectory) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, q *dbsqlc.Queries) {
+	if d.heartbeatDone != nil {
+		defer d.heartbeatDone()
+	}
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	began := time.Now()

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,4 +141,34 @@ func TestUserDirectoryReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the directory is back with the change", directoryHas(s, u.ID, auth.Standing{Role: auth.RoleCustomer, Disabled: true}))
+}
+
+// TestFollowUsersJoinsHeartbeat: FollowUsers returns only once the
+// heartbeat it started has ended, so nothing of the directory's still runs
+// (and queries the pool) when the owner goes on to close the store. The
+// heartbeat here is slow to end; a FollowUsers that did not wait for it
+// returns first.
+func TestFollowUsersJoinsHeartbeat(t *testing.T) {
+	s := newStoreURL(t, pgtest.NewDatabase(t))
+	var ended atomic.Bool
+	postgres.OnHeartbeatDone(s, func() {
+		time.Sleep(200 * time.Millisecond)
+		ended.Store(true)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.FollowUsers(ctx, slog.New(slog.DiscardHandler))
+	}()
+	eventually(t, "the directory is current", func() bool { return postgres.DirectoryCurrent(s) })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("FollowUsers still running 10s after its context ended")
+	}
+	if !ended.Load() {
+		t.Error("FollowUsers returned while its heartbeat goroutine was still running")
+	}
 }

@@ -32,6 +32,10 @@ func NewCache(c *Client) *Cache {
 	return &Cache{c: c}
 }
 
+// loadTimeout bounds one shared load (a miss's read of the store and the
+// SET that keeps it), which no single caller's context may cut short.
+const loadTimeout = 5 * time.Second
+
 // Stored values carry a one-byte tag: a value, or a remembered "not found".
 const (
 	tagValue    = "v"
@@ -42,7 +46,8 @@ func (k *Cache) key(key string) string { return k.c.prefix + ":cache:" + key }
 
 // Get returns the value under key decoded by decode, found false when load
 // said it does not exist. On a miss, load runs once per key across
-// concurrent callers in this process (singleflight); a found value is kept
+// concurrent callers in this process (singleflight), with a context that
+// none of them can cancel, bounded by loadTimeout; a found value is kept
 // for ttl (more than zero), a not-found for negativeTTL (not at all when
 // zero). The decoded value of a key read again is served from this
 // process's memory and shared between callers, which must not modify it. A
@@ -67,6 +72,12 @@ func (k *Cache) Get(ctx context.Context, key string, ttl, negativeTTL time.Durat
 	}
 	k.misses.Add(1)
 	r, err, _ := k.group.Do(full, func() (any, error) {
+		// Every caller waiting for this key shares the load, so none of
+		// them may cancel it: one caller going away must not fail the
+		// rest. The load keeps the first caller's values and is bounded by
+		// loadTimeout instead.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
 		raw, found, err := load(ctx)
 		if err != nil {
 			return nil, err

@@ -138,3 +138,57 @@ func TestCacheConcurrent(t *testing.T) {
 		t.Errorf("load calls = %d, want 1..50", got)
 	}
 }
+
+// TestCacheLoadOutlivesFirstCaller: callers that join a load share it, so
+// the caller that started it going away (its context cancelled, as when a
+// client hangs up) must not fail the others. The load here honours its
+// context as a database read does, and finishes only after the first
+// caller has gone.
+func TestCacheLoadOutlivesFirstCaller(t *testing.T) {
+	t.Parallel()
+	k := redis.NewCache(newClient(t))
+	started, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int64
+	load := func(ctx context.Context) ([]byte, bool, error) {
+		if calls.Add(1) == 1 {
+			close(started)
+		}
+		select {
+		case <-release:
+			return []byte("widget"), true, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+
+	firstCtx, hangUp := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := k.Get(firstCtx, "product:shared", time.Minute, time.Minute, load, asString)
+		first <- err
+	}()
+	<-started
+	type result struct {
+		v     any
+		found bool
+		err   error
+	}
+	second := make(chan result, 1)
+	go func() {
+		v, found, err := k.Get(context.Background(), "product:shared", time.Minute, time.Minute, load, asString)
+		second <- result{v, found, err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the second caller joins the load
+	hangUp()
+	time.Sleep(50 * time.Millisecond) // a load on the first caller's context ends here
+	close(release)
+
+	r := <-second
+	if r.err != nil || !r.found || r.v != "widget" {
+		t.Errorf("joined caller's Get = %v, %v, %v; want widget, true, nil (the first caller's cancellation must not fail it)", r.v, r.found, r.err)
+	}
+	<-first
+	if got := calls.Load(); got != 1 {
+		t.Errorf("load calls = %d, want 1 (the second caller joined the first's load)", got)
+	}
+}

@@ -79,7 +79,10 @@ func (c *Catalog) bump(ctx context.Context) error {
 	}
 	awaitPushed(ctx, func() bool {
 		v, err := c.version(ctx)
-		got, _ := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return true // nothing to wait for that can be read
+		}
+		got, err := strconv.ParseInt(v, 10, 64)
 		return err != nil || got >= n
 	})
 	return nil

@@ -2,8 +2,11 @@ package redis
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,16 +90,21 @@ const (
 	codeInProgress = 7
 )
 
-// admitScript: KEYS product meta, stock, status, stream, inflight, sale
-// meta, buyers; ARGV user, order, queue (0|1), max queued, sale, product,
-// created (unix ms), and in queue mode the W3C traceparent of a sampled
-// caller, kept in the entry so the worker's write joins its trace. It
-// returns {code} or {code, order id of the user}.
+// admitSource is admitScript's text: KEYS product meta, stock, status,
+// stream, inflight, sale meta, buyers; ARGV user, order, queue (0|1), max
+// queued, sale, product, created (unix ms), confirm (0|1), and in queue mode
+// the W3C traceparent of a sampled caller, kept in the entry so the
+// worker's write joins its trace. It returns {code} or {code, order id of
+// the user}.
 //
 // An admitted order is recorded in flight in the same step as it takes its
 // unit: appended to the product's stream (queue mode) or put in the
-// inflight hash (sync mode), until its writer settles it.
-var admitScript = rueidis.NewLuaScript(luaPublish + `
+// inflight hash (sync mode), until its writer settles it. With confirm set,
+// answering a holder writes too (a counter in the product's meta), so that
+// a WAIT on the same connection covers the held order's own admission,
+// whoever made it: WAIT waits for the connection's last write, and a
+// master replicates its writes in order.
+const admitSource = luaPublish + `
 local pm = redis.call('HMGET', KEYS[1], 'step', 'expire_ms')
 local m = redis.call('HMGET', KEYS[6], 'starts_us', 'ends_us')
 if not pm[1] or not m[1] then return {5} end
@@ -106,6 +114,7 @@ if now < tonumber(m[1]) or now >= tonumber(m[2]) then return {4} end
 local held = redis.call('HGET', KEYS[7], ARGV[1])
 if held then
   if redis.call('HEXISTS', KEYS[5], held) == 1 then return {7, held} end
+  if ARGV[8] == '1' then redis.call('HINCRBY', KEYS[1], 'confirms', 1) end
   return {3, held}
 end
 if ARGV[3] == '1' and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[4]) then return {6} end
@@ -114,8 +123,8 @@ if s <= 0 then return {2} end
 s = redis.call('DECR', KEYS[2])
 redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
 if redis.call('HLEN', KEYS[7]) == 1 then redis.call('PEXPIREAT', KEYS[7], pm[2]) end
-if ARGV[3] == '1' and ARGV[8] then
-  redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7], 'traceparent', ARGV[8])
+if ARGV[3] == '1' and ARGV[9] then
+  redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7], 'traceparent', ARGV[9])
 elseif ARGV[3] == '1' then
   redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7])
 else
@@ -124,7 +133,12 @@ else
 end
 publish(KEYS[3], s, tonumber(pm[1]), pm[2])
 return {1}
-`)
+`
+
+var (
+	admitScript = rueidis.NewLuaScript(admitSource)
+	admitSHA1   = sha1Hex(admitSource)
+)
 
 // Outcome codes passed to settleScript; they mirror order.Outcome.
 var outcomeCodes = map[order.Outcome]string{
@@ -296,6 +310,11 @@ func NewGate(c *Client) *Gate {
 // holds MaxQueued entries or more, DeniedSoldOut without stock; otherwise it
 // takes a unit, records the buyer, records the order in flight (the stream
 // in queue mode) and returns Admitted.
+//
+// In queue mode with replicas required (WithReplicas), Admitted and
+// DeniedAlreadyAdmitted are answered only once that many replicas hold the
+// order; when they do not confirm it in time the decision comes with an
+// error wrapping order.ErrNotReplicated.
 func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uuid.UUID, error) {
 	pk := g.c.productKeys(a.Order.ProductID)
 	sk := g.c.saleKeys(a.Order.ProductID, a.Order.SaleID)
@@ -303,18 +322,26 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uu
 	if a.Queue {
 		queue = "1"
 	}
+	confirmed := true
+	keys := []string{pk.meta, pk.stock, pk.status, pk.stream, pk.inflight, sk.meta, sk.buyers}
 	args := []string{
 		a.Order.UserID.String(), a.Order.ID.String(), queue,
 		strconv.FormatInt(a.MaxQueued, 10), a.Order.SaleID.String(),
-		a.Order.ProductID.String(), strconv.FormatInt(a.Order.CreatedAt.UnixMilli(), 10),
+		a.Order.ProductID.String(), strconv.FormatInt(a.Order.CreatedAt.UnixMilli(), 10), "0",
 	}
 	if a.Queue {
 		if tp := traceParent(ctx); tp != "" {
 			args = append(args, tp)
 		}
 	}
-	res, err := g.c.exec(ctx, "admit", admitScript,
-		[]string{pk.meta, pk.stock, pk.status, pk.stream, pk.inflight, sk.meta, sk.buyers}, args).ToArray()
+	var res []rueidis.RedisMessage
+	var err error
+	if a.Queue && g.c.minReplicas > 0 {
+		args[7] = "1"
+		res, confirmed, err = g.admitConfirmed(ctx, keys, args)
+	} else {
+		res, err = g.c.exec(ctx, "admit", admitScript, keys, args).ToArray()
+	}
 	if err != nil {
 		return 0, uuid.Nil, fmt.Errorf("gate admit: %w", err)
 	}
@@ -335,13 +362,17 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uu
 			return 0, uuid.Nil, fmt.Errorf("gate admit: held order: %w", err)
 		}
 	}
+	var notConfirmed error
+	if !confirmed {
+		notConfirmed = fmt.Errorf("gate admit: %w", order.ErrNotReplicated)
+	}
 	switch code {
 	case codeAdmitted:
-		return order.Admitted, uuid.Nil, nil
+		return order.Admitted, uuid.Nil, notConfirmed
 	case codeSoldOut:
 		return order.DeniedSoldOut, uuid.Nil, nil
 	case codeAlready:
-		return order.DeniedAlreadyAdmitted, held, nil
+		return order.DeniedAlreadyAdmitted, held, notConfirmed
 	case codeInProgress:
 		return order.DeniedInProgress, held, nil
 	case codeNotOpen:
@@ -352,6 +383,59 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uu
 		return order.DeniedBusy, uuid.Nil, nil
 	}
 	return 0, uuid.Nil, fmt.Errorf("gate admit: unexpected script result %d", code)
+}
+
+// admitConfirmed runs the admit script and, when it admitted the order or
+// found the user's earlier one, WAITs on the same connection until
+// minReplicas replicas hold everything the master had written by then, the
+// order included (see admitSource). confirmed is false when they did not
+// within the replica timeout. The connection is one of rueidis's pooled
+// dedicated ones (a WAIT would stall every caller sharing a pipelined
+// connection); a refused attempt (sold out, not open) skips the WAIT.
+func (g *Gate) admitConfirmed(ctx context.Context, keys, args []string) (res []rueidis.RedisMessage, confirmed bool, err error) {
+	ctx = g.c.scriptContext(ctx, "admit")
+	err = g.c.dedicated(ctx, func(d rueidis.DedicatedClient) error {
+		start := time.Now()
+		r := d.Do(ctx, d.B().Evalsha().Sha1(admitSHA1).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+		if isNoScript(r.Error()) {
+			r = d.Do(ctx, d.B().Eval().Script(admitSource).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+		}
+		g.c.metrics.observeScript("admit", time.Since(start)) // the WAIT after it not included
+		var err error
+		if res, err = r.ToArray(); err != nil {
+			return err
+		}
+		if len(res) == 0 {
+			return nil // reported by the caller
+		}
+		if code, _ := res[0].AsInt64(); code != codeAdmitted && code != codeAlready {
+			confirmed = true
+			return nil
+		}
+		confirmed, err = g.c.waitReplicas(ctx, d)
+		return err
+	})
+	return res, confirmed, err
+}
+
+// waitReplicas WAITs on d's connection until minReplicas replicas hold its
+// last write, for up to the replica timeout, and reports whether they did.
+func (c *Client) waitReplicas(ctx context.Context, d rueidis.DedicatedClient) (bool, error) {
+	n, err := d.Do(ctx, d.B().Wait().Numreplicas(int64(c.minReplicas)).Timeout(c.replicaTimeout.Milliseconds()).Build()).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("wait for replicas: %w", err)
+	}
+	return n >= int64(c.minReplicas), nil
+}
+
+func isNoScript(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "NOSCRIPT")
+}
+
+func sha1Hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
 
 // Settle records what became of in-flight orders, one script per product:

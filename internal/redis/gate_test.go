@@ -1216,17 +1216,5 @@ func pttl(t testing.TB, rc rueidis.Client, key string) int64 {
 
 func countKeys(t testing.TB, rc rueidis.Client, pattern string) int {
 	t.Helper()
-	n := 0
-	cursor := uint64(0)
-	for {
-		e, err := rc.Do(t.Context(), rc.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Fatalf("SCAN: %v", err)
-		}
-		n += len(e.Elements)
-		if e.Cursor == 0 {
-			return n
-		}
-		cursor = e.Cursor
-	}
+	return len(scanKeys(t, rc, pattern))
 }

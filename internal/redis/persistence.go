@@ -5,17 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/redis/rueidis"
 )
 
 // AppendOnly reports whether Redis writes an append-only file, which queue
 // mode needs so that a Redis restart keeps the queued orders. It reads INFO
 // persistence rather than CONFIG GET, which managed Redis services often
-// disable.
+// disable. On a cluster every node that answers must write one (a replica
+// becomes a master in a failover); at least one must answer.
 func (c *Client) AppendOnly(ctx context.Context) (bool, error) {
-	kv, err := c.info(ctx, "persistence")
+	if !c.Cluster() {
+		return appendOnly(ctx, c.rc)
+	}
+	var errs []error
+	answered := false
+	for addr, n := range c.rc.Nodes() {
+		on, err := appendOnly(ctx, n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		if !on {
+			return false, nil
+		}
+		answered = true
+	}
+	if !answered {
+		return false, errors.Join(errs...)
+	}
+	return true, nil
+}
+
+func appendOnly(ctx context.Context, n rueidis.Client) (bool, error) {
+	kv, err := infoOf(ctx, n, "persistence")
 	if err != nil {
 		return false, err
 	}
@@ -26,19 +51,9 @@ func (c *Client) AppendOnly(ctx context.Context) (bool, error) {
 	return v == "1", nil
 }
 
-// info reads one INFO section as field -> value.
+// info reads one INFO section as field -> value (of some node, on a cluster).
 func (c *Client) info(ctx context.Context, section string) (map[string]string, error) {
-	s, err := c.rc.Do(ctx, c.rc.B().Info().Section(section).Build()).ToString()
-	if err != nil {
-		return nil, fmt.Errorf("redis info %s: %w", section, err)
-	}
-	kv := map[string]string{}
-	for line := range strings.Lines(s) {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			kv[k] = v
-		}
-	}
-	return kv, nil
+	return infoOf(ctx, c.rc, section)
 }
 
 // ErrVolatile is Durability's answer while Redis writes no append-only file

@@ -1,8 +1,11 @@
 package redis
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,21 +46,43 @@ const reprepareEvery = time.Minute
 type Queue struct {
 	c     *Client
 	ready sync.Map // stream key -> time.Time its group was last made sure of
+
+	mu sync.Mutex
+	// unconfirmed are entries handed to a consumer that replicas did not
+	// confirm in time (WithReplicas): its next Read claims them again, so
+	// that the WAIT after that claim covers them.
+	unconfirmed map[streamConsumer][]string
 }
+
+type streamConsumer struct{ stream, consumer string }
 
 var _ order.Queue = (*Queue)(nil)
 
 // NewQueue returns the queue over c.
 func NewQueue(c *Client) *Queue {
-	return &Queue{c: c}
+	return &Queue{c: c, unconfirmed: map[streamConsumer][]string{}}
 }
+
+// ErrUnconfirmed is Read's error for entries it read but that no replica
+// confirmed in time (WithReplicas): they are not handed out, since a
+// failover could still lose them, and the consumer's next Read tries again.
+var ErrUnconfirmed = errors.New("queued orders not confirmed on a replica in time")
 
 // Read returns up to count orders for consumer: first entries idle for longer
 // than claimIdle under other consumers (XAUTOCLAIM, so a dead worker's orders
 // are taken over), then new ones; only when it found none does it wait up to
-// block for new entries. On a standalone Redis it waits on all streams in one
-// XREADGROUP; on Cluster, where that would cross slots, it waits on each
-// stream in turn for a share of block.
+// block for new entries. Each stream is read on its own (on Redis Cluster
+// each lives in its product's slot, on whichever master serves it). On a
+// single Redis the wait is one XREADGROUP on all streams; on a cluster,
+// where that would cross slots, it waits on each stream in turn for a share
+// of block.
+//
+// With replicas required (WithReplicas), entries are returned only once that
+// many replicas hold them (a WAIT after reading them, on the same
+// connection), so that no order reaches PostgreSQL whose admission a
+// failover could still undo. A stream that could not be read, or whose
+// entries were not confirmed (ErrUnconfirmed), does not stop the others:
+// Read returns what it got with the first such error.
 func (q *Queue) Read(ctx context.Context, consumer string, count int, block, claimIdle time.Duration) ([]order.QueuedOrder, error) {
 	if count <= 0 {
 		return nil, nil
@@ -80,37 +105,154 @@ func (q *Queue) Read(ctx context.Context, consumer string, count int, block, cla
 		return nil, nil
 	}
 	var out []order.QueuedOrder
+	var firstErr error
 	for _, k := range keys {
 		if len(out) >= count {
 			break
 		}
-		got, err := q.claim(ctx, k, consumer, count-len(out), claimIdle)
-		if err != nil {
-			return out, err
-		}
+		got, err := q.readStream(ctx, k, consumer, count-len(out), claimIdle)
 		out = append(out, got...)
-	}
-	if len(out) < count {
-		got, err := q.readNew(ctx, keys, consumer, count-len(out), 0)
-		if err != nil {
-			return out, err
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
-		out = append(out, got...)
 	}
-	if len(out) > 0 || block <= 0 {
-		return out, nil
+	if len(out) > 0 || firstErr != nil || block <= 0 {
+		return out, firstErr
 	}
-	if q.c.rc.Mode() == rueidis.ClientModeCluster {
+	if q.c.Cluster() {
 		share := max(block/time.Duration(len(keys)), time.Millisecond)
 		for _, k := range keys {
-			got, err := q.readNew(ctx, []string{k}, consumer, count, share)
+			got, err := q.readBlocking(ctx, []string{k}, consumer, count, share)
 			if err != nil || len(got) > 0 {
 				return got, err
 			}
 		}
 		return nil, nil
 	}
-	return q.readNew(ctx, keys, consumer, count, block)
+	return q.readBlocking(ctx, keys, consumer, count, block)
+}
+
+// doer runs the commands of one read: the shared client, or one dedicated
+// connection when a WAIT follows them.
+type doer interface {
+	Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult
+	B() rueidis.Builder
+}
+
+// confirming runs fn on one connection and, when replicas are required and
+// fn read entries, WAITs for them there; unconfirmed entries are kept for
+// the consumer's next Read and ErrUnconfirmed returned.
+func (q *Queue) confirming(ctx context.Context, consumer string, fn func(d doer) (map[string][]rueidis.XRangeEntry, error)) ([]order.QueuedOrder, error) {
+	var read map[string][]rueidis.XRangeEntry
+	var err error
+	if q.c.minReplicas <= 0 {
+		read, err = fn(q.c.rc)
+	} else {
+		err = q.c.rc.Dedicated(func(d rueidis.DedicatedClient) error {
+			var err error
+			if read, err = fn(d); len(read) == 0 {
+				return err
+			}
+			ok, werr := q.c.waitReplicas(ctx, d)
+			if werr == nil && !ok {
+				werr = ErrUnconfirmed
+			}
+			if werr != nil {
+				for k, entries := range read {
+					q.keepUnconfirmed(k, consumer, entries)
+				}
+				read = nil
+			}
+			return cmp.Or(err, werr)
+		})
+	}
+	var out []order.QueuedOrder
+	for k, entries := range read {
+		got, derr := q.decode(ctx, k, entries)
+		out = append(out, got...)
+		if derr != nil && err == nil {
+			err = derr
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("queue read: %w", err)
+	}
+	return out, err
+}
+
+func (q *Queue) keepUnconfirmed(k, consumer string, entries []rueidis.XRangeEntry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sc := streamConsumer{k, consumer}
+	for _, e := range entries {
+		q.unconfirmed[sc] = append(q.unconfirmed[sc], e.ID)
+	}
+}
+
+func (q *Queue) takeUnconfirmed(k, consumer string, count int) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sc := streamConsumer{k, consumer}
+	ids := q.unconfirmed[sc]
+	n := min(count, len(ids))
+	took := slices.Clone(ids[:n])
+	if n == len(ids) {
+		delete(q.unconfirmed, sc)
+	} else {
+		q.unconfirmed[sc] = ids[n:]
+	}
+	return took
+}
+
+// readStream reads up to count entries of stream k for consumer without
+// waiting: its own unconfirmed ones again, then others' idle ones, then new
+// ones.
+func (q *Queue) readStream(ctx context.Context, k, consumer string, count int, claimIdle time.Duration) ([]order.QueuedOrder, error) {
+	return q.confirming(ctx, consumer, func(d doer) (map[string][]rueidis.XRangeEntry, error) {
+		var entries []rueidis.XRangeEntry
+		if ids := q.takeUnconfirmed(k, consumer, count); len(ids) > 0 {
+			got, err := q.reclaim(ctx, d, k, consumer, ids)
+			if err != nil {
+				q.keepUnconfirmed(k, consumer, idEntries(ids))
+				return nil, err
+			}
+			entries = append(entries, got...)
+		}
+		if n := count - len(entries); n > 0 {
+			got, err := q.claim(ctx, d, k, consumer, n, claimIdle)
+			entries = append(entries, got...)
+			if err != nil {
+				return map[string][]rueidis.XRangeEntry{k: entries}, err
+			}
+		}
+		if n := count - len(entries); n > 0 {
+			got, err := q.readNew(ctx, d, []string{k}, consumer, n, 0)
+			entries = append(entries, got[k]...)
+			if err != nil {
+				return map[string][]rueidis.XRangeEntry{k: entries}, err
+			}
+		}
+		if len(entries) == 0 {
+			return nil, nil
+		}
+		return map[string][]rueidis.XRangeEntry{k: entries}, nil
+	})
+}
+
+func idEntries(ids []string) []rueidis.XRangeEntry {
+	out := make([]rueidis.XRangeEntry, len(ids))
+	for i, id := range ids {
+		out[i].ID = id
+	}
+	return out
+}
+
+// readBlocking waits up to block for new entries of keys (one XREADGROUP:
+// keys must share a slot on a cluster).
+func (q *Queue) readBlocking(ctx context.Context, keys []string, consumer string, count int, block time.Duration) ([]order.QueuedOrder, error) {
+	return q.confirming(ctx, consumer, func(d doer) (map[string][]rueidis.XRangeEntry, error) {
+		return q.readNew(ctx, d, keys, consumer, count, block)
+	})
 }
 
 // streams lists the registered streams and makes sure each has the group,
@@ -143,45 +285,60 @@ func (q *Queue) streams(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// claim takes over up to count entries of stream k idle for longer than idle.
-func (q *Queue) claim(ctx context.Context, k, consumer string, count int, idle time.Duration) ([]order.QueuedOrder, error) {
-	cmd := q.c.rc.B().Xautoclaim().Key(k).Group(Group).Consumer(consumer).
-		MinIdleTime(strconv.FormatInt(idle.Milliseconds(), 10)).Start("0-0").
-		Count(int64(count)).Build()
-	res, err := q.c.rc.Do(ctx, cmd).ToArray()
+// reclaim takes entries of stream k back for consumer (XCLAIM, idle 0): a
+// write, so that a WAIT after it covers them. Entries deleted meanwhile
+// (settled by a worker that claimed them) are not returned.
+func (q *Queue) reclaim(ctx context.Context, d doer, k, consumer string, ids []string) ([]rueidis.XRangeEntry, error) {
+	entries, err := d.Do(ctx, d.B().Xclaim().Key(k).Group(Group).Consumer(consumer).MinIdleTime("0").Id(ids...).Build()).AsXRange()
 	if err != nil {
 		if isNoGroup(err) {
 			q.ready.Delete(k)
 			return nil, nil
 		}
-		return nil, fmt.Errorf("queue claim %s: %w", k, err)
+		return nil, fmt.Errorf("reclaim %s: %w", k, err)
+	}
+	return slices.DeleteFunc(entries, func(e rueidis.XRangeEntry) bool { return e.FieldValues == nil }), nil
+}
+
+// claim takes over up to count entries of stream k idle for longer than idle.
+func (q *Queue) claim(ctx context.Context, d doer, k, consumer string, count int, idle time.Duration) ([]rueidis.XRangeEntry, error) {
+	cmd := d.B().Xautoclaim().Key(k).Group(Group).Consumer(consumer).
+		MinIdleTime(strconv.FormatInt(idle.Milliseconds(), 10)).Start("0-0").
+		Count(int64(count)).Build()
+	res, err := d.Do(ctx, cmd).ToArray()
+	if err != nil {
+		if isNoGroup(err) {
+			q.ready.Delete(k)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("claim %s: %w", k, err)
 	}
 	if len(res) < 2 {
 		return nil, nil
 	}
 	entries, err := res[1].AsXRange()
 	if err != nil {
-		return nil, fmt.Errorf("queue claim %s: %w", k, err)
+		return nil, fmt.Errorf("claim %s: %w", k, err)
 	}
-	return q.decode(ctx, k, entries)
+	return entries, nil
 }
 
 // readNew reads entries never delivered to any consumer from keys, waiting up
 // to block (0: no wait).
-func (q *Queue) readNew(ctx context.Context, keys []string, consumer string, count int, block time.Duration) ([]order.QueuedOrder, error) {
+func (q *Queue) readNew(ctx context.Context, d doer, keys []string, consumer string, count int, block time.Duration) (map[string][]rueidis.XRangeEntry, error) {
 	ids := make([]string, len(keys))
 	for i := range ids {
 		ids[i] = ">"
 	}
 	var cmd rueidis.Completed
 	if block > 0 {
-		cmd = q.c.rc.B().Xreadgroup().Group(Group, consumer).Count(int64(count)).
+		cmd = d.B().Xreadgroup().Group(Group, consumer).Count(int64(count)).
 			Block(max(block.Milliseconds(), 1)).Streams().Key(keys...).Id(ids...).Build()
 	} else {
-		cmd = q.c.rc.B().Xreadgroup().Group(Group, consumer).Count(int64(count)).
+		cmd = d.B().Xreadgroup().Group(Group, consumer).Count(int64(count)).
 			Streams().Key(keys...).Id(ids...).Build()
 	}
-	res, err := q.c.rc.Do(ctx, cmd).AsXRead()
+	res, err := d.Do(ctx, cmd).AsXRead()
 	if rueidis.IsRedisNil(err) {
 		return nil, nil
 	}
@@ -192,20 +349,14 @@ func (q *Queue) readNew(ctx context.Context, keys []string, consumer string, cou
 			}
 			return nil, nil
 		}
-		return nil, fmt.Errorf("queue read: %w", err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
-	var out []order.QueuedOrder
-	for _, k := range keys {
-		got, err := q.decode(ctx, k, res[k])
-		if err != nil {
-			return out, err
-		}
-		out = append(out, got...)
-		if len(out) >= count {
-			break
+	for k, entries := range res {
+		if len(entries) == 0 {
+			delete(res, k)
 		}
 	}
-	return out, nil
+	return res, nil
 }
 
 func isNoGroup(err error) bool {

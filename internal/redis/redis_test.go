@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +17,14 @@ import (
 	"github.com/flashsale/flashsale/internal/testenv"
 )
 
-func redisURL() string { return testenv.RedisURL() }
+// redisURL is the Redis t runs against: the private cluster of
+// TestCluster for its subtests, else the shared one (TEST_REDIS_URL).
+func redisURL(t testing.TB) string {
+	if strings.HasPrefix(t.Name(), "TestCluster/") {
+		return onCluster.url
+	}
+	return testenv.RedisURL()
+}
 
 // newPrefix is a key prefix no other test uses.
 func newPrefix() string {
@@ -37,9 +45,9 @@ func newClientPrefix(t testing.TB, prefix string) *redis.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := redis.New(ctx, redisURL(), redis.WithKeyPrefix(prefix))
+	c, err := redis.New(ctx, redisURL(t), redis.WithKeyPrefix(prefix))
 	if err != nil {
-		testenv.Missing(t, "redis not reachable at %s (set TEST_REDIS_URL): %v", redisURL(), err)
+		testenv.Missing(t, "redis not reachable at %s (set TEST_REDIS_URL): %v", redisURL(t), err)
 	}
 	t.Cleanup(func() {
 		deletePrefix(t, prefix)
@@ -51,35 +59,42 @@ func newClientPrefix(t testing.TB, prefix string) *redis.Client {
 // deletePrefix deletes every key under prefix.
 func deletePrefix(t testing.TB, prefix string) {
 	t.Helper()
-	opt, err := rueidis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatalf("ParseURL: %v", err)
-	}
-	opt.DisableCache = true
-	rc, err := rueidis.NewClient(opt)
-	if err != nil {
-		t.Fatalf("cleanup connect: %v", err)
-	}
+	rc := newRaw(t)
 	defer rc.Close()
-	ctx := context.Background()
-	cursor := uint64(0)
-	for {
-		e, err := rc.Do(ctx, rc.B().Scan().Cursor(cursor).Match(prefix+":*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Fatalf("cleanup scan: %v", err)
+	for _, k := range scanKeys(t, rc, prefix+":*") {
+		if err := rc.Do(context.Background(), rc.B().Del().Key(k).Build()).Error(); err != nil {
+			t.Fatalf("cleanup del: %v", err)
 		}
-		if len(e.Elements) > 0 {
-			for _, k := range e.Elements {
-				if err := rc.Do(ctx, rc.B().Del().Key(k).Build()).Error(); err != nil {
-					t.Fatalf("cleanup del: %v", err)
-				}
-			}
-		}
-		if e.Cursor == 0 {
-			return
-		}
-		cursor = e.Cursor
 	}
+}
+
+// scanKeys is every key matching pattern, on every master of a cluster.
+func scanKeys(t testing.TB, rc rueidis.Client, pattern string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var keys []string
+	for addr, n := range rc.Nodes() {
+		role, err := n.Do(ctx, n.B().Role().Build()).ToArray()
+		if err != nil {
+			t.Fatalf("ROLE of %s: %v", addr, err)
+		}
+		if r, _ := role[0].ToString(); r != "master" {
+			continue
+		}
+		cursor := uint64(0)
+		for {
+			e, err := n.Do(ctx, n.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				t.Fatalf("SCAN: %v", err)
+			}
+			keys = append(keys, e.Elements...)
+			if e.Cursor == 0 {
+				break
+			}
+			cursor = e.Cursor
+		}
+	}
+	return keys
 }
 
 func newID() uuid.UUID {
@@ -231,7 +246,15 @@ func saleKey(prefix string, sl sale.Sale, name string) string {
 // rawClient is a plain connection for tests that look behind the package.
 func rawClient(t testing.TB) rueidis.Client {
 	t.Helper()
-	opt, err := rueidis.ParseURL(redisURL())
+	rc := newRaw(t)
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// newRaw is rawClient that the caller closes.
+func newRaw(t testing.TB) rueidis.Client {
+	t.Helper()
+	opt, err := rueidis.ParseURL(redisURL(t))
 	if err != nil {
 		t.Fatalf("ParseURL: %v", err)
 	}
@@ -240,6 +263,5 @@ func rawClient(t testing.TB) rueidis.Client {
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	t.Cleanup(rc.Close)
 	return rc
 }

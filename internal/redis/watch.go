@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -30,18 +31,29 @@ type WatchConfig struct {
 	// answers LOADING). While it returns an error it is called again at
 	// each poll, so a reconcile that failed is retried. Nil: nothing to do.
 	OnRestart func(ctx context.Context) error
+	// OnFailover is called on a Redis Cluster, in place of OnRestart, once
+	// the master serving some slots changed (a replica was promoted, slots
+	// migrated) or restarted, and answers; moved holds those slots. While it
+	// returns an error it is called again at each poll, with the slots of
+	// the failed call and any that moved since. Nil: OnRestart is called.
+	OnFailover func(ctx context.Context, moved *Moved) error
 	// Durability, when set, is checked every DurabilityEvery (default 5 s),
 	// which catches CONFIG SET appendonly no, and after a restart, before
 	// OnRestart.
 	Durability      *Durability
 	DurabilityEvery time.Duration
+	// Log hears when durability cannot be read; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Watcher notices that the Redis server behind a Client changed, by polling
-// its run_id, and re-checks its durability now and then. Run drives it.
+// its run_id (on a cluster: which node serves each slot as master, and that
+// node's run_id), and re-checks its durability now and then. Run drives it.
 type Watcher struct {
 	c   *Client
 	cfg WatchConfig
+	// unreadable is set while durability checks fail (Run's goroutine only).
+	unreadable bool
 }
 
 // NewWatcher returns a Watcher of c's server.
@@ -52,6 +64,9 @@ func NewWatcher(c *Client, cfg WatchConfig) *Watcher {
 	if cfg.DurabilityEvery <= 0 {
 		cfg.DurabilityEvery = 5 * time.Second
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	return &Watcher{c: c, cfg: cfg}
 }
 
@@ -60,6 +75,10 @@ func NewWatcher(c *Client, cfg WatchConfig) *Watcher {
 // (durability, a reconcile) at start themselves. A failed poll (Redis down)
 // changes nothing; the next one tries again.
 func (w *Watcher) Run(ctx context.Context) {
+	if w.c.Cluster() {
+		w.runCluster(ctx)
+		return
+	}
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
 	var known string // the run_id last seen
@@ -114,9 +133,72 @@ func (w *Watcher) checkDurability(ctx context.Context) {
 	if w.cfg.Durability == nil {
 		return
 	}
-	ctx, cancel := w.probe(ctx)
+	pctx, cancel := w.probe(ctx)
 	defer cancel()
-	// ErrVolatile is remembered for Accepting and logged by Check; a failed
-	// read leaves the last answer, and the next check tries again.
-	_ = w.cfg.Durability.Check(ctx)
+	err := w.cfg.Durability.Check(pctx)
+	switch {
+	case err == nil || errors.Is(err, ErrVolatile):
+		// ErrVolatile is remembered for Accepting, and logged, by Check.
+		if w.unreadable {
+			w.cfg.Log.Info("whether Redis keeps an append-only file can be read again")
+		}
+		w.unreadable = false
+	case ctx.Err() != nil:
+		// Stopping.
+	case !w.unreadable:
+		// The last answer stands, and the next check tries again; logged
+		// once until a read succeeds.
+		w.unreadable = true
+		w.cfg.Log.Warn("could not read whether Redis keeps an append-only file; the last answer stands", "err", err)
+	}
+}
+
+// runCluster is Run on a Redis Cluster: it polls the slot map (CLUSTER
+// SLOTS) and the run_id of every master, and reports the slots whose master
+// changed. A slot without a master for now (the failover still under way)
+// counts once the new one is known.
+func (w *Watcher) runCluster(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Poll)
+	defer t.Stop()
+	var known *topology
+	pending := &Moved{}
+	lastCheck := time.Now()
+	for {
+		pctx, cancel := w.probe(ctx)
+		if now, err := w.c.readTopology(pctx, known); err == nil {
+			if known != nil {
+				now.diff(known, pending)
+			}
+			known = now
+		}
+		cancel()
+		if pending.Len() > 0 {
+			w.checkDurability(ctx)
+			lastCheck = time.Now()
+			moved := pending
+			pending = &Moved{}
+			if err := w.onFailover(ctx, moved); err != nil {
+				pending.merge(moved) // called again at the next poll
+			}
+		}
+		if w.cfg.Durability != nil && time.Since(lastCheck) >= w.cfg.DurabilityEvery {
+			w.checkDurability(ctx)
+			lastCheck = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watcher) onFailover(ctx context.Context, moved *Moved) error {
+	switch {
+	case w.cfg.OnFailover != nil:
+		return w.cfg.OnFailover(ctx, moved)
+	case w.cfg.OnRestart != nil:
+		return w.cfg.OnRestart(ctx)
+	}
+	return nil
 }

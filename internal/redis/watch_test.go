@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -355,3 +357,60 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() string) 
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestWatcherLogsUnreadableDurability: a durability check that cannot reach
+// Redis keeps the last answer, and says so in the log, once until a check
+// reads again.
+func TestWatcherLogsUnreadableDurability(t *testing.T) {
+	srv := startRedisServer(t, "--appendonly", "yes")
+	c := connect(t, srv.url())
+	d := redis.NewDurability(c, false, quietLog())
+	if err := d.Check(t.Context()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	var out lockedBuffer
+	runWatcher(t, redis.NewWatcher(c, redis.WatchConfig{
+		Poll: 50 * time.Millisecond, Durability: d, DurabilityEvery: 50 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&out, nil)),
+	}))
+	const unreadable = "could not read whether Redis keeps an append-only file"
+	srv.kill()
+	eventually(t, 5*time.Second, "the failed check to be logged", func() string {
+		if !strings.Contains(out.String(), unreadable) {
+			return fmt.Sprintf("log: %q", out.String())
+		}
+		return ""
+	})
+	time.Sleep(300 * time.Millisecond) // several more checks fail
+	if n := strings.Count(out.String(), unreadable); n != 1 {
+		t.Errorf("failed checks logged %d times, want once per outage; log:\n%s", n, out.String())
+	}
+	if err := d.Accepting(); err != nil {
+		t.Errorf("Accepting while Redis is away = %v, want the last answer (nil)", err)
+	}
+	srv.start("--appendonly", "yes")
+	eventually(t, 10*time.Second, "the recovery to be logged", func() string {
+		if !strings.Contains(out.String(), "can be read again") {
+			return fmt.Sprintf("log: %q", out.String())
+		}
+		return ""
+	})
+}
+
+// lockedBuffer is a bytes.Buffer for a log written by another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -21,7 +21,7 @@ import (
 var Outcomes = [...]string{
 	"CONFIRMED", "PENDING",
 	"SOLD_OUT", "ALREADY_ORDERED", "SALE_NOT_ACTIVE",
-	"QUEUE_BUSY", "ORDER_IN_PROGRESS", "ORDER_OUTCOME_UNKNOWN", "UNAVAILABLE", "ERROR",
+	"QUEUE_BUSY", "ORDER_IN_PROGRESS", "ORDER_OUTCOME_UNKNOWN", "ORDER_NOT_REPLICATED", "UNAVAILABLE", "ERROR",
 }
 
 // outcomeIndex is Outcomes' index of an attempt's outcome.
@@ -41,13 +41,15 @@ func outcomeIndex(o order.Order, err error) int {
 		return 6
 	case errors.Is(err, order.ErrOutcomeUnknown):
 		return 7
-	case errors.Is(err, order.ErrUnavailable):
+	case errors.Is(err, order.ErrNotReplicated):
 		return 8
+	case errors.Is(err, order.ErrUnavailable):
+		return 9
 	}
 	if _, ok := errors.AsType[*order.BusyError](err); ok {
 		return 5
 	}
-	return 9
+	return 10
 }
 
 // SaleLister lists sales (the catalog).

@@ -49,6 +49,7 @@ func TestOutcomeIndex(t *testing.T) {
 		{order.Order{}, &order.BusyError{RetryAfter: time.Second}, "QUEUE_BUSY"},
 		{order.Order{}, &order.OrderError{Err: order.ErrInProgress}, "ORDER_IN_PROGRESS"},
 		{order.Order{}, &order.OrderError{Err: order.ErrOutcomeUnknown}, "ORDER_OUTCOME_UNKNOWN"},
+		{order.Order{}, &order.OrderError{Err: order.ErrNotReplicated}, "ORDER_NOT_REPLICATED"},
 		{order.Order{}, fmt.Errorf("%w: gate: down", order.ErrUnavailable), "UNAVAILABLE"},
 		{order.Order{}, errors.New("boom"), "ERROR"},
 	}

@@ -7,6 +7,7 @@
 package flashsalev1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -820,7 +821,7 @@ var File_flashsale_v1_flash_sale_proto protoreflect.FileDescriptor
 
 const file_flashsale_v1_flash_sale_proto_rawDesc = "" +
 	"\n" +
-	"\x1dflashsale/v1/flash_sale.proto\x12\fflashsale.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n" +
+	"\x1dflashsale/v1/flash_sale.proto\x12\fflashsale.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x92\x02\n" +
 	"\tFlashSale\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -882,14 +883,32 @@ const file_flashsale_v1_flash_sale_proto_rawDesc = "" +
 	"\x13SALE_STATE_UPCOMING\x10\x01\x12\x15\n" +
 	"\x11SALE_STATE_ACTIVE\x10\x02\x12\x14\n" +
 	"\x10SALE_STATE_ENDED\x10\x03\x12\x17\n" +
-	"\x13SALE_STATE_SOLD_OUT\x10\x042\xa1\x06\n" +
-	"\x10FlashSaleService\x12z\n" +
-	"\x0fCreateFlashSale\x12$.flashsale.v1.CreateFlashSaleRequest\x1a%.flashsale.v1.CreateFlashSaleResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/flash-sales\x12s\n" +
+	"\x13SALE_STATE_SOLD_OUT\x10\x042\xca\t\n" +
+	"\x10FlashSaleService\x12\xce\x02\n" +
+	"\x0fCreateFlashSale\x12$.flashsale.v1.CreateFlashSaleRequest\x1a%.flashsale.v1.CreateFlashSaleResponse\"\xed\x01\x92A\xcf\x01Jo\n" +
+	"\x03401\x12h\n" +
+	"NUnauthenticated: no, bad or expired token, or the user is unknown or disabled.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.StatusJN\n" +
+	"\x03403\x12G\n" +
+	"-PermissionDenied: the caller is not an admin.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Statusb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/flash-sales\x12s\n" +
 	"\fGetFlashSale\x12!.flashsale.v1.GetFlashSaleRequest\x1a\".flashsale.v1.GetFlashSaleResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/flash-sales/{id}\x12t\n" +
 	"\x0eListFlashSales\x12#.flashsale.v1.ListFlashSalesRequest\x1a$.flashsale.v1.ListFlashSalesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/flash-sales\x12\x87\x01\n" +
 	"\rGetSaleStatus\x12\".flashsale.v1.GetSaleStatusRequest\x1a#.flashsale.v1.GetSaleStatusResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/sale-status\x12\x95\x01\n" +
-	"\x0fWatchSaleStatus\x12$.flashsale.v1.WatchSaleStatusRequest\x1a%.flashsale.v1.WatchSaleStatusResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/products/{product_id}/sale-status:watch0\x01\x12\x83\x01\n" +
-	"\rReconcileSale\x12\".flashsale.v1.ReconcileSaleRequest\x1a#.flashsale.v1.ReconcileSaleResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/flash-sales/{id}:reconcileB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"
+	"\x0fWatchSaleStatus\x12$.flashsale.v1.WatchSaleStatusRequest\x1a%.flashsale.v1.WatchSaleStatusResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/products/{product_id}/sale-status:watch0\x01\x12\xd7\x02\n" +
+	"\rReconcileSale\x12\".flashsale.v1.ReconcileSaleRequest\x1a#.flashsale.v1.ReconcileSaleResponse\"\xfc\x01\x92A\xcf\x01Jo\n" +
+	"\x03401\x12h\n" +
+	"NUnauthenticated: no, bad or expired token, or the user is unknown or disabled.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.StatusJN\n" +
+	"\x03403\x12G\n" +
+	"-PermissionDenied: the caller is not an admin.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Statusb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/flash-sales/{id}:reconcileB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"
 
 var (
 	file_flashsale_v1_flash_sale_proto_rawDescOnce sync.Once

@@ -7,6 +7,7 @@
 package flashsalev1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -483,7 +484,7 @@ var File_flashsale_v1_order_proto protoreflect.FileDescriptor
 
 const file_flashsale_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x18flashsale/v1/order.proto\x12\fflashsale.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x01\n" +
+	"\x18flashsale/v1/order.proto\x12\fflashsale.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xe1\x01\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\rflash_sale_id\x18\x02 \x01(\tR\vflashSaleId\x12\x1d\n" +
@@ -517,14 +518,32 @@ const file_flashsale_v1_order_proto_rawDesc = "" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n" +
 	"\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x19\n" +
-	"\x15ORDER_STATUS_REJECTED\x10\x032\xf1\x02\n" +
-	"\fOrderService\x12|\n" +
+	"\x15ORDER_STATUS_REJECTED\x10\x032\xfd\x05\n" +
+	"\fOrderService\x12\xff\x01\n" +
 	"\n" +
-	"PlaceOrder\x12\x1f.flashsale.v1.PlaceOrderRequest\x1a .flashsale.v1.PlaceOrderResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/products/{product_id}/orders\x12~\n" +
+	"PlaceOrder\x12\x1f.flashsale.v1.PlaceOrderRequest\x1a .flashsale.v1.PlaceOrderResponse\"\xad\x01\x92A\x7fJo\n" +
+	"\x03401\x12h\n" +
+	"NUnauthenticated: no, bad or expired token, or the user is unknown or disabled.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Statusb\f\n" +
 	"\n" +
-	"CheckOrder\x12\x1f.flashsale.v1.CheckOrderRequest\x1a .flashsale.v1.CheckOrderResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/orders/mine\x12c\n" +
 	"\n" +
-	"ListOrders\x12\x1f.flashsale.v1.ListOrdersRequest\x1a .flashsale.v1.ListOrdersResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"\x06bearer\x12\x00\x82\xd3\xe4\x93\x02%:\x01*\" /v1/products/{product_id}/orders\x12\x81\x02\n" +
+	"\n" +
+	"CheckOrder\x12\x1f.flashsale.v1.CheckOrderRequest\x1a .flashsale.v1.CheckOrderResponse\"\xaf\x01\x92A\x7fJo\n" +
+	"\x03401\x12h\n" +
+	"NUnauthenticated: no, bad or expired token, or the user is unknown or disabled.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Statusb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00\x82\xd3\xe4\x93\x02'\x12%/v1/products/{product_id}/orders/mine\x12\xe6\x01\n" +
+	"\n" +
+	"ListOrders\x12\x1f.flashsale.v1.ListOrdersRequest\x1a .flashsale.v1.ListOrdersResponse\"\x94\x01\x92A\x7fJo\n" +
+	"\x03401\x12h\n" +
+	"NUnauthenticated: no, bad or expired token, or the user is unknown or disabled.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Statusb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/ordersB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"
 
 var (

@@ -7,6 +7,7 @@
 package flashsalev1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -444,7 +445,7 @@ var File_flashsale_v1_product_proto protoreflect.FileDescriptor
 
 const file_flashsale_v1_product_proto_rawDesc = "" +
 	"\n" +
-	"\x1aflashsale/v1/product.proto\x12\fflashsale.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n" +
+	"\x1aflashsale/v1/product.proto\x12\fflashsale.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xe3\x01\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -474,9 +475,18 @@ const file_flashsale_v1_product_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
 	"\x14ListProductsResponse\x121\n" +
 	"\bproducts\x18\x01 \x03(\v2\x15.flashsale.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xdc\x02\n" +
-	"\x0eProductService\x12q\n" +
-	"\rCreateProduct\x12\".flashsale.v1.CreateProductRequest\x1a#.flashsale.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12j\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb1\x04\n" +
+	"\x0eProductService\x12\xc5\x02\n" +
+	"\rCreateProduct\x12\".flashsale.v1.CreateProductRequest\x1a#.flashsale.v1.CreateProductResponse\"\xea\x01\x92A\xcf\x01Jo\n" +
+	"\x03401\x12h\n" +
+	"NUnauthenticated: no, bad or expired token, or the user is unknown or disabled.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.StatusJN\n" +
+	"\x03403\x12G\n" +
+	"-PermissionDenied: the caller is not an admin.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Statusb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12j\n" +
 	"\n" +
 	"GetProduct\x12\x1f.flashsale.v1.GetProductRequest\x1a .flashsale.v1.GetProductResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/products/{id}\x12k\n" +
 	"\fListProducts\x12!.flashsale.v1.ListProductsRequest\x1a\".flashsale.v1.ListProductsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/productsB=Z;github.com/flashsale/flashsale/gen/flashsale/v1;flashsalev1b\x06proto3"

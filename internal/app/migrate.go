@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"github.com/flashsale/flashsale/internal/postgres"
 )
 
-func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	// Wait for PostgreSQL first (up to STARTUP_TIMEOUT_SECONDS), so that
-	// only reaching it is retried, never a migration.
-	startCtx, started := startupContext(ctx, cfg)
+// Migrate brings the schema of DATABASE_URL up to date (`flashsale
+// migrate`). It waits for PostgreSQL first, up to STARTUP_TIMEOUT_SECONDS,
+// so that only reaching it is retried, never a migration.
+func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	startCtx, started := context.WithTimeout(ctx, cfg.StartupTimeout())
 	store, err := connectPostgres(startCtx, cfg, log)
 	started()
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -21,12 +21,6 @@ const (
 	maxRetryDelay   = 2 * time.Second
 	attemptTimeout  = 5 * time.Second
 )
-
-// startupContext bounds the waits for PostgreSQL and Redis at start, all
-// together, by STARTUP_TIMEOUT_SECONDS.
-func startupContext(ctx context.Context, cfg config.Config) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, cfg.StartupTimeout())
-}
 
 // await calls connect until it succeeds or ctx ends, backing off from
 // firstRetryDelay, doubling up to maxRetryDelay. Each failure is logged
@@ -80,8 +74,38 @@ func connectPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, o
 func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...redis.Option) (*redis.Client, error) {
 	var rc *redis.Client
 	err := await(ctx, log, "Redis", func(ctx context.Context) (err error) {
-		rc, err = redis.New(ctx, cfg.RedisURL, append([]redis.Option{redis.WithKeyPrefix(cfg.RedisKeyPrefix)}, opts...)...)
+		rc, err = redis.New(ctx, cfg.RedisURL, append(redisOptions(cfg), opts...)...)
 		return err
 	})
+	if err == nil {
+		logReplication(cfg, rc, log)
+	}
 	return rc, err
+}
+
+// redisOptions are the Redis client's settings from cfg: the key prefix,
+// and in queue mode how many replicas must hold a queued order before it is
+// acknowledged (ORDERS_QUEUE_MIN_REPLICAS; other modes acknowledge after
+// COMMIT and wait for none).
+func redisOptions(cfg config.Config) []redis.Option {
+	opts := []redis.Option{redis.WithKeyPrefix(cfg.RedisKeyPrefix)}
+	if cfg.OrderMode() == config.OrderModeQueue {
+		opts = append(opts, redis.WithReplicas(cfg.OrdersQueueMinReplicas(), cfg.OrdersQueueReplicaTimeout()))
+	}
+	return opts
+}
+
+// logReplication says, in queue mode, what an acknowledgment waits for.
+func logReplication(cfg config.Config, rc *redis.Client, log *slog.Logger) {
+	if cfg.OrderMode() != config.OrderModeQueue {
+		return
+	}
+	n, timeout := rc.MinReplicas()
+	if n == 0 {
+		log.Info("queue mode acknowledges an order once the Redis master has it (ORDERS_QUEUE_MIN_REPLICAS=0)",
+			"cluster", rc.Cluster())
+		return
+	}
+	log.Info("queue mode acknowledges an order once Redis replicas hold it; otherwise it answers ORDER_NOT_REPLICATED",
+		"cluster", rc.Cluster(), "min_replicas", n, "timeout", timeout)
 }
