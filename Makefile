@@ -21,7 +21,7 @@ GENERATED := gen $(SQLC_OUT)
 # recipe, which `eval "$(...)"` alone would not.
 DEV_ENV = dev_env=$$(scripts/dev-services.sh env) && eval "$$dev_env"
 
-.PHONY: help run run-bench-server bench-env tools test jq chaos fleet cluster cluster-stop build services services-stop generate third_party verify tracked breaking browser bench
+.PHONY: help run run-bench-server bench-env tools test jq chaos fleet cluster cluster-stop build services services-stop generate third_party verify tracked breaking browser bench promtool rules
 
 help: ## Show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -113,6 +113,33 @@ browser: ## Install Chromium for the browser tests if missing (apt-get, as root)
 		echo "browser: install it with: sudo apt-get install -y chromium" >&2; \
 	fi
 
+# promtool checks the alert rules (deploy/prometheus) in make verify. Debian ships it in the
+# prometheus package, whose install would also start a Prometheus server on :9090 (GRPC_ADDR's
+# default) on a host with systemd; so, as root, the package is downloaded with apt-get and only
+# promtool is unpacked, into .dev/bin (gitignored).
+PROMTOOL = $(shell command -v promtool || echo .dev/bin/promtool)
+
+promtool: ## Get promtool for make verify if missing (apt-get download prometheus, as root)
+	@if [ -x "$(PROMTOOL)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then \
+		echo "promtool: downloading the prometheus package with apt-get to unpack promtool into .dev/bin"; \
+		dir=$$(mktemp -d); chmod 755 "$$dir"; trap 'rm -rf "$$dir"' EXIT; \
+		apt-get update -qq && (cd "$$dir" && apt-get download prometheus) && \
+		dpkg-deb --fsys-tarfile "$$dir"/prometheus_*.deb | tar -x -C "$$dir" ./usr/bin/promtool && \
+		mkdir -p .dev/bin && mv "$$dir/usr/bin/promtool" .dev/bin/promtool; \
+	else \
+		echo "promtool: missing; the alert rules will not be checked (a failure under CI=true)." >&2; \
+		echo "promtool: install it with: sudo apt-get install -y prometheus" >&2; \
+	fi
+
+rules: promtool ## Check the alert rules and their unit tests with promtool
+	@if [ ! -x "$(PROMTOOL)" ]; then \
+		case "$${CI:-}" in ""|0|false|FALSE|False|no|NO|No) echo "rules: no promtool; skipped" >&2; exit 0;; esac; \
+		echo "rules: no promtool, and CI is set" >&2; exit 1; \
+	fi; \
+	"$(PROMTOOL)" check rules deploy/prometheus/alerts.yml && \
+	"$(PROMTOOL)" test rules deploy/prometheus/alerts_test.yml
+
 # The README's walk-through uses jq, and so does its test (cmd/flashsale/readme_test.go); without jq
 # that test skips, or fails under CI=true.
 jq: ## Install jq for the README test if missing (apt-get, as root)
@@ -172,7 +199,7 @@ generate: third_party ## Regenerate gen/ (buf) and internal/postgres/dbsqlc (sql
 	$(TOOL) sqlc generate
 
 # gofmt errors (a file deleted but still in the index) are shown but not fatal: go vet checks syntax.
-verify: tracked generate breaking ## Check no big or binary file is tracked, generated code is committed and current, buf lint and breaking, go vet, gofmt, go mod tidy
+verify: tracked generate breaking rules ## Check no big or binary file is tracked, generated code is committed and current, buf lint and breaking, go vet, gofmt, go mod tidy, alert rules
 	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
 		echo "verify: generated code is stale; run make generate and commit the result:" >&2; \
 		git status --short -- $(GENERATED) >&2; \

@@ -3,8 +3,9 @@
 # bin/flashsale on a fresh database (flashsale_bench_<mode>) on the dev PostgreSQL, runs the standard
 # scenarios with bin/flashload over gRPC and over REST, stops the server, and renders
 # docs/benchmarks.md from the JSON summaries (kept under .bench/, with a CSV of every non-success
-# response per run). That overwrites the committed docs/benchmarks.md: commit it, or
-# `git checkout docs/benchmarks.md` to keep the published run.
+# response per run), with SVG charts beside it (docs/benchmarks-*.svg, drawn with gonum/plot). That
+# overwrites the committed docs/benchmarks.md and its charts: commit them, or
+# `git checkout docs/benchmarks.md docs/benchmarks-*.svg` to keep the published run.
 #
 #   BENCH_MODES="direct sync queue" scripts/bench.sh
 #   BENCH_DURATION=20s  caps each timed scenario (rush and write-bound stop earlier when every user tried)
@@ -45,7 +46,7 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 render() {
 	mkdir -p docs
 	{
-		bin/flashload render --dir "$out"
+		bin/flashload render --dir "$out" --charts "$(dirname "$doc")"
 		cat "$notes"
 		for mode in direct sync queue; do
 			[[ -s $out/$mode/rush-profile.txt ]] || continue

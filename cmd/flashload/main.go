@@ -324,6 +324,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	stopProgress := progress(o.progress, t0, loads)
+	stopTimeline := func() []TimePoint { return nil }
+	if db != nil && needTarget && ordering {
+		stopTimeline = sampleTimeline(db, tgt, t0)
+	}
 	type result struct {
 		elapsed time.Duration
 		terr    int64
@@ -421,6 +425,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if s.Verify.Violations == nil {
 		s.Verify.Violations = []Violation{}
 	}
+	s.Timeline = stopTimeline()
 
 	s.print(stdout)
 	if o.out != "" {

@@ -34,6 +34,7 @@ type benchMeta struct {
 func render(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("flashload render", flag.ContinueOnError)
 	dir := fs.String("dir", ".bench", "folder with meta.json and <mode>/<scenario>-<transport>.json")
+	charts := fs.String("charts", "", "also draw the charts as SVG files into this folder (the markdown's, docs/), and embed them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +77,22 @@ After each run the invariants (no oversell, sold + remaining = stock, one order 
 order persisted, no phantom order) were checked against PostgreSQL.
 
 `)
+	if *charts != "" {
+		runs, err := readRuns(*dir, meta.Modes)
+		if err != nil {
+			return err
+		}
+		written, err := writeCharts(*charts, meta.Modes, runs)
+		if err != nil {
+			return err
+		}
+		if len(written) > 0 {
+			p("## Charts\n\n")
+			for _, f := range written {
+				p("![%s](%s)\n\n", strings.TrimSuffix(strings.TrimPrefix(f, "benchmarks-"), ".svg"), f)
+			}
+		}
+	}
 	for _, mode := range meta.Modes {
 		files, err := filepath.Glob(filepath.Join(*dir, mode, "*.json"))
 		if err != nil {
@@ -181,6 +198,27 @@ kind of 2-core machine with its load generator on the same box:
 411 persisted/s in queue mode; 8,585 req/s on its health endpoint; p99 about 400 ms.
 `)
 	return werr
+}
+
+// readRuns reads every summary of the modes in a bench folder.
+func readRuns(dir string, modes []string) (benchRuns, error) {
+	runs := benchRuns{}
+	for _, mode := range modes {
+		files, _ := filepath.Glob(filepath.Join(dir, mode, "*.json"))
+		runs[mode] = map[string]Summary{}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			var s Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			runs[mode][strings.TrimSuffix(filepath.Base(f), ".json")] = s
+		}
+	}
+	return runs, nil
 }
 
 // mainOp is the op a scenario is about: orders when there are any.

@@ -187,6 +187,10 @@ type Summary struct {
 		PersistedPerSe float64     `json:"persistedPerSecond"`
 		Violations     []Violation `json:"violations"`
 	} `json:"verify"`
+
+	// Timeline is the orders in PostgreSQL over the run (load and drain),
+	// when flashload could read the database; the bench charts plot it.
+	Timeline []TimePoint `json:"timeline,omitempty"`
 }
 
 func (s *Summary) print(w io.Writer) {

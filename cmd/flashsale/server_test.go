@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -37,6 +38,13 @@ type testServer struct {
 // says otherwise. Each server gets its own database and its own Redis key
 // prefix, so tests share nothing.
 func startServer(t *testing.T, env ...string) *testServer {
+	t.Helper()
+	return startTracedServer(t, nil, env...)
+}
+
+// startTracedServer is startServer with the server's calls, queries and
+// Redis commands traced to tp (nil: not traced).
+func startTracedServer(t *testing.T, tp trace.TracerProvider, env ...string) *testServer {
 	t.Helper()
 	environ := map[string]string{
 		"DATABASE_URL":     pgtest.NewDatabase(t),
@@ -78,7 +86,7 @@ func startServer(t *testing.T, env ...string) *testServer {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
 	go func() {
-		a, err := app.New(ctx, cfg, log, app.WithListeners(grpcLis, httpLis))
+		a, err := app.New(ctx, cfg, log, app.WithListeners(grpcLis, httpLis), app.WithTracerProvider(tp))
 		if err != nil {
 			done <- err
 			return

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/postgres"
 	"github.com/flashsale/flashsale/internal/redis"
+	"github.com/flashsale/flashsale/internal/telemetry"
 	"github.com/flashsale/flashsale/internal/web"
 )
 
@@ -51,14 +53,14 @@ const (
 //
 // What starts in what order, and so stops in the reverse:
 //
-//	New:  listeners, PostgreSQL store, Redis client, the order path (its
-//	      batcher's goroutines), the servers
+//	New:  tracing (OTEL_*), listeners, PostgreSQL store, Redis client, the
+//	      order path (its batcher's goroutines), the servers
 //	Run:  user directory, reconcile loop, Redis watcher, queue workers,
 //	      gRPC server, HTTP server
 //
 // On shutdown the servers drain first (see Run), then the background
-// goroutines stop, newest first, then Close flushes the batcher and closes
-// Redis and PostgreSQL.
+// goroutines stop, newest first, then Close flushes the batcher, closes
+// Redis and PostgreSQL, and sends the spans still buffered.
 type App struct {
 	cfg  config.Config
 	log  *slog.Logger
@@ -66,6 +68,12 @@ type App struct {
 	role role
 
 	metrics *prometheus.Registry
+
+	// tracing is the tracer provider Setup started from OTEL_* (nil when
+	// WithTracerProvider gave one); Close shuts it down. tp is the provider
+	// to instrument with: nil, nothing is traced.
+	tracing *telemetry.Tracing
+	tp      trace.TracerProvider
 
 	// The store, and the order path of the configured mode.
 	store      *postgres.Store
@@ -80,6 +88,8 @@ type App struct {
 	batches order.BatchStore
 	batcher *order.Batcher // sync mode
 	orders  *order.Service
+	// sales tallies each open sale's decisions, for metrics.
+	sales *telemetry.Sales
 
 	// The API (roleServe).
 	grpcLis, httpLis net.Listener
@@ -106,6 +116,8 @@ type Option func(*options)
 type options struct {
 	now              func() time.Time
 	grpcLis, httpLis net.Listener
+	tp               trace.TracerProvider
+	tpSet            bool
 }
 
 // WithClock makes now the clock every rule is judged by (the sale window,
@@ -120,6 +132,13 @@ func WithListeners(grpcLis, httpLis net.Listener) Option {
 	return func(o *options) { o.grpcLis, o.httpLis = grpcLis, httpLis }
 }
 
+// WithTracerProvider traces calls, queries, Redis commands and batches
+// with tp (nil: nothing is traced) instead of the tracing OTEL_* configure;
+// the caller owns tp and shuts it down.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tp, o.tpSet = tp, true }
+}
+
 // New builds `flashsale serve`: it listens on GRPC_ADDR and HTTP_ADDR, waits
 // for PostgreSQL (and Redis, unless ORDER_MODE=direct) up to
 // STARTUP_TIMEOUT_SECONDS, creates or updates the admin of ADMIN_EMAIL, and
@@ -128,7 +147,11 @@ func WithListeners(grpcLis, httpLis net.Listener) Option {
 // ORDERS_QUEUE_ALLOW_VOLATILE=true. It serves nothing until Run.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	a, o := newApp(cfg, log, roleServe, opts)
-	if err := a.buildServe(ctx, o); err != nil {
+	err := a.setupTracing(ctx, o)
+	if err == nil {
+		err = a.buildServe(ctx, o)
+	}
+	if err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
@@ -142,8 +165,11 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger, opts ..
 	if cfg.OrderMode() != config.OrderModeQueue {
 		return nil, errors.New("worker: set ORDER_MODE=queue (or ORDERS_USE_QUEUE=true); other modes have no queue")
 	}
-	a, _ := newApp(cfg, log, roleWorker, opts)
-	err := a.connect(ctx)
+	a, o := newApp(cfg, log, roleWorker, opts)
+	err := a.setupTracing(ctx, o)
+	if err == nil {
+		err = a.connect(ctx)
+	}
 	if err == nil {
 		err = a.requirePersistence(ctx)
 	}
@@ -155,9 +181,11 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger, opts ..
 
 // Open builds the store and the order path of the configured mode, waiting
 // for PostgreSQL and Redis as New does, for a command that runs nothing
-// (flashsale reconcile). Close it when done.
+// (flashsale reconcile). It traces nothing unless WithTracerProvider says
+// so. Close it when done.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
-	a, _ := newApp(cfg, log, roleTool, opts)
+	a, o := newApp(cfg, log, roleTool, opts)
+	a.tp = o.tp
 	if err := a.connect(ctx); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
@@ -173,6 +201,22 @@ func newApp(cfg config.Config, log *slog.Logger, r role, opts []Option) (*App, o
 	return &App{cfg: cfg, log: log, now: o.now, role: r, metrics: prometheus.NewRegistry()}, o
 }
 
+// setupTracing takes the tracer provider of WithTracerProvider, or else
+// starts tracing as OTEL_* say (telemetry.Setup: off unless they ask for
+// it), owned by the App: Close shuts it down.
+func (a *App) setupTracing(ctx context.Context, o options) error {
+	if o.tpSet {
+		a.tp = o.tp
+		return nil
+	}
+	t, err := telemetry.Setup(ctx, a.cfg)
+	if err != nil {
+		return err
+	}
+	a.tracing, a.tp = t, t.Provider()
+	return nil
+}
+
 // connect waits for PostgreSQL and, unless in direct mode, Redis, all within
 // STARTUP_TIMEOUT_SECONDS, and builds the order path on them.
 func (a *App) connect(ctx context.Context) error {
@@ -180,7 +224,7 @@ func (a *App) connect(ctx context.Context) error {
 	// its AOF after a restart: wait for them.
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.StartupTimeout())
 	defer cancel()
-	store, err := connectPostgres(ctx, a.cfg, a.log)
+	store, err := connectPostgres(ctx, a.cfg, a.log, postgres.WithTracerProvider(a.tp))
 	if err != nil {
 		return err
 	}
@@ -212,13 +256,14 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 
 	startCtx, started := context.WithTimeout(ctx, a.cfg.StartupTimeout())
 	defer started()
-	store, err := connectPostgres(startCtx, a.cfg, a.log)
+	store, err := connectPostgres(startCtx, a.cfg, a.log, postgres.WithTracerProvider(a.tp))
 	if err != nil {
 		return err
 	}
 	a.store = store
 	tokens := auth.NewTokens([]byte(a.cfg.JWTSecret), a.cfg.TokenTTL(), a.now)
-	users := auth.NewService(store, tokens, a.now, a.log, auth.WithHasher(auth.NewHasher(a.cfg.AuthHashConcurrency, a.cfg.AuthHashWait())))
+	hasher := auth.NewHasher(a.cfg.AuthHashConcurrency, a.cfg.AuthHashWait())
+	users := auth.NewService(store, tokens, a.now, a.log, auth.WithHasher(hasher))
 	if a.cfg.AdminEmail != "" {
 		if _, err := users.EnsureAdmin(ctx, a.cfg.AdminEmail, a.cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin from ADMIN_EMAIL: %w", err)
@@ -230,6 +275,9 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	if err := a.requirePersistence(startCtx); err != nil {
 		return err
 	}
+	telemetry.RegisterMetrics(a.metrics, telemetry.Sources{
+		Store: store, Hasher: hasher, Redis: a.redis, Queue: a.queue, Sales: a.sales,
+	})
 	started()
 
 	clientIP := grpcapi.NewClientIP(a.cfg.TrustedProxies()) // shared by the gateway and the gRPC server
@@ -237,6 +285,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Auth: users, Products: a.catalog, Sales: a.catalog, SaleService: a.orders, Orders: a.orders,
 		Now: a.now, Log: a.log, Metrics: a.metrics, ClientIP: clientIP,
 		WatchMaxStreams: a.cfg.WatchMaxStreams, WatchMaxStreamsPerIP: a.cfg.WatchMaxStreamsPerIP,
+		TracerProvider: a.tp,
 	}
 	if a.gate != nil {
 		deps.Reconciler = a.orders
@@ -270,7 +319,8 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.
-	a.gateway, err = grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	a.gateway, err = grpc.NewClient(loopback(a.grpcLis.Addr()),
+		append(grpcapi.TraceDialOptions(a.tp), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("gateway dial: %w", err)
 	}
@@ -279,10 +329,13 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Ready:    a.readiness(),
 		Draining: a.draining.Load,
 		Gatherer: a.metrics,
+		Metrics:  a.metrics,
 		Log:      a.log,
 		Pprof:    a.cfg.DebugPprof,
 		UI:       web.Handler(),
 		ClientIP: clientIP,
+
+		TracerProvider: a.tp,
 	})
 	if err != nil {
 		return err
@@ -312,7 +365,8 @@ func (a *App) readiness() map[string]httpapi.Checker {
 
 // Close releases what New built, in the reverse order: the gateway's
 // connection, the batcher (after storing the orders it holds), Redis,
-// PostgreSQL and the listeners. Run calls it once everything has stopped;
+// PostgreSQL and the listeners, then the tracing it started, sending the
+// spans still buffered (for up to tracingFlushTimeout). Run calls it once everything has stopped;
 // call it yourself only for an App you do not Run. Calls after the first
 // return the first's result.
 func (a *App) Close() error {
@@ -343,10 +397,21 @@ func (a *App) Close() error {
 				}
 			}
 		}
+		if a.tracing != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+			if err := a.tracing.Shutdown(ctx); err != nil {
+				a.log.Warn("tracing shutdown", "err", err)
+			}
+			cancel()
+		}
 		a.closeErr = errors.Join(errs...)
 	})
 	return a.closeErr
 }
+
+// tracingFlushTimeout bounds how long Close waits for the spans still
+// buffered to be sent.
+const tracingFlushTimeout = 5 * time.Second
 
 // Reconcile rebuilds the gate state of the sale's product from PostgreSQL
 // (order.Service.Reconcile).

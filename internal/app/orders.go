@@ -12,6 +12,7 @@ import (
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/redis"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/telemetry"
 )
 
 // catalog is the catalog's reads and writes: *redis.Catalog, or the plain
@@ -30,10 +31,11 @@ func (a *App) buildOrderPath(ctx context.Context) error {
 	mode := order.Mode(a.cfg.OrderMode())
 	if mode == order.ModeDirect {
 		a.catalog = a.store
-		a.orders = order.NewService(a.store, a.now, order.Config{Mode: order.ModeDirect, Log: a.log})
+		a.sales = telemetry.NewSales(a.store, telemetry.ProductStock{Products: a.store}, a.now)
+		a.orders = order.NewService(a.store, a.now, order.Config{Mode: order.ModeDirect, Log: a.log, Decisions: a.sales})
 		return nil
 	}
-	rc, err := connectRedis(ctx, a.cfg, a.log)
+	rc, err := connectRedis(ctx, a.cfg, a.log, redis.WithTracerProvider(a.tp))
 	if err != nil {
 		return err
 	}
@@ -42,6 +44,7 @@ func (a *App) buildOrderPath(ctx context.Context) error {
 	a.batches = newTimedBatches(a.store, a.metrics)
 	cached := redis.NewCatalog(a.store, redis.NewCache(rc))
 	a.catalog = cached
+	a.sales = telemetry.NewSales(cached, a.gate, a.now)
 	a.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "flashsale_catalog_cache_hits_total", Help: "Catalog reads (products, sales, lists) served from the client-side cache.",
 	}, func() float64 { hits, _ := cached.Stats(); return float64(hits) }))
@@ -57,10 +60,11 @@ func (a *App) buildOrderPath(ctx context.Context) error {
 		Log:        a.log,
 		MaxQueued:  int64(a.cfg.OrdersQueueMaxQueued),
 		RetryAfter: a.cfg.OrdersQueueRetryAfter(),
+		Decisions:  a.sales,
 	}
 	switch mode {
 	case order.ModeSync:
-		a.batcher = order.NewBatcher(a.batches, a.cfg.OrdersBatchSize, a.cfg.OrdersBatchWait(), a.log, order.WithSettler(a.gate))
+		a.batcher = order.NewBatcher(a.batches, a.cfg.OrdersBatchSize, a.cfg.OrdersBatchWait(), a.log, order.WithSettler(a.gate), order.WithTracerProvider(a.tp))
 		oc.Batcher = a.batcher
 	case order.ModeQueue:
 		a.queue = redis.NewQueue(rc)
@@ -111,6 +115,8 @@ func newGateStatus(g *redis.Gate, reg prometheus.Registerer) *gateStatus {
 		Name: "flashsale_sale_status_lookups_total",
 		Help: "Sale-status reads by result: hit (served from this process's client-side cache) or miss; the hit ratio is hit / (hit + miss).",
 	}, []string{"result"})
+	c.WithLabelValues("hit") // both series exist from the start, for dashboards
+	c.WithLabelValues("miss")
 	reg.MustRegister(c)
 	return &gateStatus{gate: g, lookups: c}
 }

@@ -205,7 +205,8 @@ func (a *App) startWorkers(base context.Context, n int) {
 		var wg sync.WaitGroup
 		for i := range n {
 			consumer := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
-			w := order.NewWorker(a.queue, a.batches, a.gate, consumer, a.cfg.OrdersBatchSize, a.cfg.OrdersClaimIdle(), a.log)
+			w := order.NewWorker(a.queue, a.batches, a.gate, consumer, a.cfg.OrdersBatchSize, a.cfg.OrdersClaimIdle(), a.log,
+				order.WithWorkerTracerProvider(a.tp))
 			wg.Go(func() {
 				if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 					a.log.Error("order worker stopped", "consumer", consumer, "err", err)

@@ -61,20 +61,20 @@ func await(ctx context.Context, log *slog.Logger, what string, connect func(cont
 }
 
 // connectPostgres opens the store once PostgreSQL answers.
-func connectPostgres(ctx context.Context, cfg config.Config, log *slog.Logger) (*postgres.Store, error) {
+func connectPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...postgres.Option) (*postgres.Store, error) {
 	var store *postgres.Store
 	err := await(ctx, log, "PostgreSQL", func(ctx context.Context) (err error) {
-		store, err = postgres.New(ctx, cfg.DatabaseURL)
+		store, err = postgres.New(ctx, cfg.DatabaseURL, opts...)
 		return err
 	})
 	return store, err
 }
 
 // connectRedis connects once Redis answers PING (not LOADING).
-func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, error) {
+func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...redis.Option) (*redis.Client, error) {
 	var rc *redis.Client
 	err := await(ctx, log, "Redis", func(ctx context.Context) (err error) {
-		rc, err = redis.New(ctx, cfg.RedisURL, redisOptions(cfg)...)
+		rc, err = redis.New(ctx, cfg.RedisURL, append(redisOptions(cfg), opts...)...)
 		return err
 	})
 	if err == nil {

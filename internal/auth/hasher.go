@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -41,6 +42,22 @@ type Hasher struct {
 	sem    *semaphore.Weighted
 	budget int64 // KiB
 	wait   time.Duration
+
+	running, waiting atomic.Int64
+	refused          atomic.Uint64
+}
+
+// HashStats is what a Hasher is doing, for metrics.
+type HashStats struct {
+	// Running is the hashes running now, Waiting those waiting for room.
+	Running, Waiting int64
+	// Refused counts the hashes refused with ErrBusy since start.
+	Refused uint64
+}
+
+// Stats reads the hasher's counts.
+func (h *Hasher) Stats() HashStats {
+	return HashStats{Running: h.running.Load(), Waiting: h.waiting.Load(), Refused: h.refused.Load()}
 }
 
 // NewHasher returns a Hasher running at most concurrency hashes of this
@@ -86,12 +103,17 @@ func (h *Hasher) acquire(ctx context.Context, kib uint32) (release func(), err e
 	if !h.sem.TryAcquire(n) {
 		wctx, cancel := context.WithTimeout(ctx, h.wait)
 		defer cancel()
-		if err := h.sem.Acquire(wctx, n); err != nil {
+		h.waiting.Add(1)
+		err := h.sem.Acquire(wctx, n)
+		h.waiting.Add(-1)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			h.refused.Add(1)
 			return nil, ErrBusy
 		}
 	}
-	return func() { h.sem.Release(n) }, nil
+	h.running.Add(1)
+	return func() { h.running.Add(-1); h.sem.Release(n) }, nil
 }

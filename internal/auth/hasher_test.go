@@ -25,6 +25,9 @@ func TestHasherBusy(t *testing.T) {
 	if waited := time.Since(start); waited < 50*time.Millisecond {
 		t.Errorf("Hash gave up after %v, want it to wait 50ms", waited)
 	}
+	if st := h.Stats(); st != (HashStats{Running: 1, Refused: 1}) {
+		t.Errorf("Stats with one hash running and one refused = %+v", st)
+	}
 	hash, err := HashPassword("password-1")
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,7 @@
 // Package config loads the service's settings from the environment. It is
-// the only package that reads environment variables.
+// the only package that reads environment variables, but for the OTEL_*
+// details (exporter endpoint, protocol, headers, resource) that the
+// OpenTelemetry SDK reads itself once Tracing says tracing is on.
 package config
 
 import (
@@ -149,6 +151,16 @@ type Config struct {
 	// PostgreSQL and Redis to answer, both together, so that it can start
 	// before them or while Redis loads its data after a restart.
 	StartupTimeoutSeconds int `env:"STARTUP_TIMEOUT_SECONDS" envDefault:"60"`
+
+	// The OpenTelemetry settings that decide whether tracing is on (see
+	// Tracing) and that are checked here; the SDK reads the rest of OTEL_*.
+	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED"`
+	OTelTracesExporter string `env:"OTEL_TRACES_EXPORTER"`
+	OTelEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTelTracesSampler  string `env:"OTEL_TRACES_SAMPLER"`
+	// OTelSamplerArg is OTEL_TRACES_SAMPLER_ARG as given; use TraceSampler.
+	OTelSamplerArg string `env:"OTEL_TRACES_SAMPLER_ARG"`
 }
 
 // Load reads the process environment; see LoadFrom.
@@ -276,6 +288,25 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	atLeast("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeoutSeconds, 1)
 	atLeast("STARTUP_TIMEOUT_SECONDS", c.StartupTimeoutSeconds, 1)
 
+	c.OTelTracesExporter = strings.ToLower(strings.TrimSpace(c.OTelTracesExporter))
+	switch c.OTelTracesExporter {
+	case "", "none", "otlp", "console":
+	default:
+		check("OTEL_TRACES_EXPORTER", false, "OTEL_TRACES_EXPORTER=%q must be one of otlp, console, none", c.OTelTracesExporter)
+	}
+	c.OTelTracesSampler = strings.ToLower(strings.TrimSpace(c.OTelTracesSampler))
+	switch c.OTelTracesSampler {
+	case "", "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+	default:
+		check("OTEL_TRACES_SAMPLER", false, "OTEL_TRACES_SAMPLER=%q must be one of always_on, always_off, traceidratio, "+
+			"parentbased_always_on, parentbased_always_off, parentbased_traceidratio", c.OTelTracesSampler)
+	}
+	if arg := strings.TrimSpace(c.OTelSamplerArg); arg != "" {
+		r, err := strconv.ParseFloat(arg, 64)
+		check("OTEL_TRACES_SAMPLER_ARG", err == nil && r >= 0 && r <= 1,
+			"OTEL_TRACES_SAMPLER_ARG=%q must be a sampling ratio from 0 to 1", c.OTelSamplerArg)
+	}
+
 	if len(problems) > 0 {
 		return Config{}, errors.Join(problems...)
 	}
@@ -293,6 +324,36 @@ func (c Config) OrderMode() OrderMode {
 	default:
 		return OrderMode(c.OrderModeSetting)
 	}
+}
+
+// Tracing reports whether to trace: OTEL_TRACES_EXPORTER names an exporter
+// (otlp, console), or is unset while an OTLP endpoint is given
+// (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), and
+// OTEL_SDK_DISABLED is not true. Otherwise tracing is off and costs nothing.
+func (c Config) Tracing() bool {
+	if c.OTelSDKDisabled {
+		return false
+	}
+	switch c.OTelTracesExporter {
+	case "none":
+		return false
+	case "":
+		return c.OTelEndpoint != "" || c.OTelTracesEndpoint != ""
+	}
+	return true
+}
+
+// TraceSampler is OTEL_TRACES_SAMPLER (default parentbased_always_on) and
+// the ratio of the traceidratio samplers (OTEL_TRACES_SAMPLER_ARG, default 1).
+func (c Config) TraceSampler() (name string, ratio float64) {
+	name, ratio = c.OTelTracesSampler, 1
+	if name == "" {
+		name = "parentbased_always_on"
+	}
+	if r, err := strconv.ParseFloat(strings.TrimSpace(c.OTelSamplerArg), 64); err == nil {
+		ratio = r
+	}
+	return name, ratio
 }
 
 // TokenTTL is how long an access token stays valid.
@@ -430,6 +491,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_drain", c.ShutdownDrain()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout()),
 		slog.Duration("startup_timeout", c.StartupTimeout()),
+		slog.Bool("tracing", c.Tracing()),
 	)
 }
 

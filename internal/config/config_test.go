@@ -233,6 +233,43 @@ func TestLoadFromOrderMode(t *testing.T) {
 	}
 }
 
+// TestTracing: tracing is on only when an exporter is named or an OTLP
+// endpoint given, and OTEL_SDK_DISABLED is not true.
+func TestTracing(t *testing.T) {
+	tests := []struct {
+		environ []string
+		want    bool
+	}{
+		{nil, false},
+		{[]string{"OTEL_TRACES_EXPORTER", "none"}, false},
+		{[]string{"OTEL_TRACES_EXPORTER", "otlp"}, true},
+		{[]string{"OTEL_TRACES_EXPORTER", "Console"}, true},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"}, true},
+		{[]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces"}, true},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "OTEL_TRACES_EXPORTER", "none"}, false},
+		{[]string{"OTEL_TRACES_EXPORTER", "otlp", "OTEL_SDK_DISABLED", "true"}, false},
+		{[]string{"OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.01"}, false},
+	}
+	c, err := LoadFrom(with("OTEL_TRACES_SAMPLER", "ParentBased_TraceIDRatio", "OTEL_TRACES_SAMPLER_ARG", "0.01"))
+	if name, ratio := c.TraceSampler(); err != nil || name != "parentbased_traceidratio" || ratio != 0.01 {
+		t.Errorf("TraceSampler() = %q, %v (%v), want parentbased_traceidratio, 0.01", name, ratio, err)
+	}
+	c, _ = LoadFrom(with())
+	if name, ratio := c.TraceSampler(); name != "parentbased_always_on" || ratio != 1 {
+		t.Errorf("TraceSampler() by default = %q, %v, want parentbased_always_on, 1", name, ratio)
+	}
+	for _, tt := range tests {
+		c, err := LoadFrom(with(tt.environ...))
+		if err != nil {
+			t.Errorf("%v: %v", tt.environ, err)
+			continue
+		}
+		if got := c.Tracing(); got != tt.want {
+			t.Errorf("%v: Tracing() = %v, want %v", tt.environ, got, tt.want)
+		}
+	}
+}
+
 func TestLoadFromInvalid(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -282,6 +319,10 @@ func TestLoadFromInvalid(t *testing.T) {
 		{"negative hash wait", with("AUTH_HASH_WAIT_MS", "-5"), "AUTH_HASH_WAIT_MS=-5 must be at least 0"},
 		{"bad trusted proxy", with("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"), `TRUSTED_PROXIES="10.0.0.0/8, proxy.internal": "proxy.internal" is neither a CIDR`},
 		{"bad trusted cidr", with("TRUSTED_PROXIES", "10.0.0.0/33"), `"10.0.0.0/33" is neither a CIDR`},
+		{"unknown traces exporter", with("OTEL_TRACES_EXPORTER", "zipkin"), `OTEL_TRACES_EXPORTER="zipkin" must be one of otlp, console, none`},
+		{"unknown sampler", with("OTEL_TRACES_SAMPLER", "sometimes"), `OTEL_TRACES_SAMPLER="sometimes" must be one of`},
+		{"sampler ratio not a number", with("OTEL_TRACES_SAMPLER_ARG", "half"), `OTEL_TRACES_SAMPLER_ARG="half" must be a sampling ratio`},
+		{"sampler ratio over 1", with("OTEL_TRACES_SAMPLER_ARG", "5"), `OTEL_TRACES_SAMPLER_ARG="5" must be a sampling ratio from 0 to 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

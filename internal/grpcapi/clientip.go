@@ -61,6 +61,16 @@ func (c *ClientIP) GatewayMetadata(_ context.Context, r *http.Request) metadata.
 	return metadata.Pairs(mdClientIP, c.FromHTTP(r).String(), mdGatewayKey, c.key)
 }
 
+// fromGateway reports whether a gRPC call came through this process's
+// REST gateway (it carries the gateway's key).
+func (c *ClientIP) fromGateway(ctx context.Context) bool {
+	if c == nil {
+		return false
+	}
+	k := metadata.ValueFromIncomingContext(ctx, mdGatewayKey)
+	return len(k) == 1 && subtle.ConstantTimeCompare([]byte(k[0]), []byte(c.key)) == 1
+}
+
 // fromContext is the client of a gRPC call: the address the gateway
 // forwarded when the call carries the gateway's key, else the peer and its
 // x-forwarded-for metadata by the same rule as FromHTTP.

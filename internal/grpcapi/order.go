@@ -50,9 +50,11 @@ func (s *orderServer) PlaceOrder(ctx context.Context, req *flashsalev1.PlaceOrde
 	if err != nil {
 		err = toStatus(ctx, s.log, err)
 		s.outcomes.WithLabelValues(outcome(err)).Inc()
+		traceOutcome(ctx, outcome(err), uuid.Nil)
 		return nil, err
 	}
 	s.outcomes.WithLabelValues(o.Status.String()).Inc()
+	traceOutcome(ctx, o.Status.String(), o.ID)
 	if o.Status == order.StatusPending {
 		// Accepted, not yet written: REST answers 202 (see httpapi).
 		if err := grpc.SetHeader(ctx, metadata.Pairs(HTTPCodeHeader, "202")); err != nil {

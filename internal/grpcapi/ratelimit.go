@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 
@@ -66,19 +67,23 @@ type limiter struct {
 	limits Limits
 	ips    *ClientIP
 	log    *slog.Logger
+
+	refused *refusals // counts each limiter's refusals
 }
 
 // ipTableSize bounds the per-IP table: about 200 bytes a bucket, so 20 MB
 // when full. Past it the least recently seen address is forgotten.
 const ipTableSize = 100_000
 
-func newLimiter(l Limits, ips *ClientIP, log *slog.Logger) *limiter {
+func newLimiter(l Limits, ips *ClientIP, log *slog.Logger, refused *refusals) *limiter {
 	lim := &limiter{
 		global: rate.NewLimiter(rate.Limit(l.GlobalRefill), l.GlobalCapacity),
 		perIP:  newBuckets(ipTableSize, l.IPCapacity, l.IPRefill),
 		limits: l,
 		ips:    ips,
 		log:    log,
+
+		refused: refused,
 	}
 	if l.AuthIPCapacity > 0 {
 		lim.authIP = newBuckets(ipTableSize, l.AuthIPCapacity, l.AuthIPRefill)
@@ -95,11 +100,11 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 		return handler(ctx, req)
 	}
 	now := time.Now()
-	if err := take(l.global, now, "global"); err != nil {
+	if err := l.take(l.global, now, "global"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
 	ip := limitKey(l.ips.fromContext(ctx))
-	if err := take(l.perIP.get(ip), now, "ip"); err != nil {
+	if err := l.take(l.perIP.get(ip), now, "ip"); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
 	switch info.FullMethod {
@@ -121,7 +126,7 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 				// Redis trouble must not stop orders: the gate has its own answer.
 				l.log.WarnContext(ctx, "user rate limit unavailable", "err", err)
 			} else if !allowed {
-				return nil, toStatus(ctx, l.log, &rateLimited{scope: "user", retryAfter: wait})
+				return nil, toStatus(ctx, l.log, l.refuse("user", wait))
 			}
 		}
 	}
@@ -133,10 +138,10 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 func (l *limiter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if strings.HasPrefix(info.FullMethod, "/flashsale.") {
 		ctx, now := ss.Context(), time.Now()
-		if err := take(l.global, now, "global"); err != nil {
+		if err := l.take(l.global, now, "global"); err != nil {
 			return toStatus(ctx, l.log, err)
 		}
-		if err := take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
+		if err := l.take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
 			return toStatus(ctx, l.log, err)
 		}
 	}
@@ -156,11 +161,11 @@ func (l *limiter) takeSignIn(ctx context.Context, ip string, now time.Time) erro
 		case err == nil && ok:
 			return nil
 		case err == nil:
-			return &rateLimited{scope: "sign-in", retryAfter: wait}
+			return l.refuse("sign-in", wait)
 		}
 		l.log.WarnContext(ctx, "shared sign-in rate limit unavailable; using this process's", "err", err)
 	}
-	return take(l.authIP.get(ip), now, "sign-in")
+	return l.take(l.authIP.get(ip), now, "sign-in")
 }
 
 // login runs a Login past the account's backoff, and forgets the account's
@@ -175,7 +180,7 @@ func (l *limiter) login(ctx context.Context, req any, handler grpc.UnaryHandler)
 		// The sign-in buckets and the hashing bound still hold.
 		l.log.WarnContext(ctx, "login backoff unavailable", "err", err)
 	case wait > 0:
-		return nil, toStatus(ctx, l.log, &rateLimited{scope: "account sign-in", retryAfter: wait})
+		return nil, toStatus(ctx, l.log, l.refuse("account sign-in", wait))
 	}
 	resp, err := handler(ctx, req)
 	if err == nil {
@@ -196,16 +201,64 @@ func accountKey(email string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func take(b *rate.Limiter, now time.Time, scope string) error {
+func (l *limiter) take(b *rate.Limiter, now time.Time, scope string) error {
 	r := b.ReserveN(now, 1)
 	if !r.OK() {
-		return &rateLimited{scope: scope, retryAfter: time.Second}
+		return l.refuse(scope, time.Second)
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return &rateLimited{scope: scope, retryAfter: d}
+		return l.refuse(scope, d)
 	}
 	return nil
+}
+
+// refuse is the refusal of a call by the limiter of scope, counted.
+func (l *limiter) refuse(scope string, retryAfter time.Duration) error {
+	l.refused.inc(scope)
+	return &rateLimited{scope: scope, retryAfter: retryAfter}
+}
+
+// refusals counts calls and streams refused by each limiter, as
+// flashsale_rate_limited_total{limiter}.
+type refusals struct {
+	vec *prometheus.CounterVec
+	by  map[string]prometheus.Counter // by scope, resolved once
+}
+
+// limiterLabels maps a refusal's scope (as its error message says it) to
+// its metric label.
+var limiterLabels = map[string]string{
+	"global":          "global",
+	"ip":              "ip",
+	"sign-in":         "signin_ip",
+	"account sign-in": "login_backoff",
+	"user":            "user_orders",
+	"watch":           "watch_streams",
+	"watch ip":        "watch_streams_ip",
+}
+
+func newRefusals() *refusals {
+	r := &refusals{
+		vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashsale_rate_limited_total",
+			Help: "Calls and stream opens refused by a limit (429 / ResourceExhausted), by limiter: global, ip, signin_ip, login_backoff, user_orders, watch_streams, watch_streams_ip.",
+		}, []string{"limiter"}),
+		by: map[string]prometheus.Counter{},
+	}
+	for scope, label := range limiterLabels {
+		r.by[scope] = r.vec.WithLabelValues(label)
+	}
+	return r
+}
+
+func (r *refusals) inc(scope string) {
+	if r == nil {
+		return
+	}
+	if c, ok := r.by[scope]; ok {
+		c.Inc()
+	}
 }
 
 // buckets is a table of token buckets by key (a client address), bounded

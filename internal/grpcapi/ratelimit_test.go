@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -65,10 +66,11 @@ func (failingLimiter) Allow(context.Context, string) (bool, time.Duration, error
 // process's take over instead of the limit lifting; other methods are not
 // counted against them.
 func TestSignInLimitWithoutRedis(t *testing.T) {
+	refused := newRefusals()
 	l := newLimiter(Limits{
 		GlobalCapacity: 1000, GlobalRefill: 1000, IPCapacity: 1000, IPRefill: 1000,
 		AuthIPCapacity: 3, AuthIPRefill: 0.001, AuthIP: failingLimiter{},
-	}, nil, slog.New(slog.DiscardHandler))
+	}, nil, slog.New(slog.DiscardHandler), refused)
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}})
 	ok := func(context.Context, any) (any, error) { return "ok", nil }
 	call := func(method string) codes.Code {
@@ -82,6 +84,9 @@ func TestSignInLimitWithoutRedis(t *testing.T) {
 	}
 	if c := call(flashsalev1.AuthService_Register_FullMethodName); c != codes.ResourceExhausted {
 		t.Errorf("4th sign-in (a register) = %v, want ResourceExhausted", c)
+	}
+	if n := testutil.ToFloat64(refused.vec.WithLabelValues("signin_ip")); n != 1 {
+		t.Errorf(`flashsale_rate_limited_total{limiter="signin_ip"} = %v, want 1`, n)
 	}
 	if c := call(flashsalev1.FlashSaleService_ListFlashSales_FullMethodName); c != codes.OK {
 		t.Errorf("another method = %v, want OK", c)

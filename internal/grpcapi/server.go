@@ -14,6 +14,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -53,6 +54,10 @@ type Deps struct {
 	WatchMaxStreams, WatchMaxStreamsPerIP int
 	// Reconciler rebuilds a sale's gate state (ReconcileSale); nil in direct mode.
 	Reconciler Reconciler
+	// TracerProvider, when set, traces the sampled flashsale calls,
+	// continuing the trace of a caller that sends W3C traceparent
+	// metadata; nil: no tracing interceptor at all.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the gRPC server with its health service, so shutdown can mark it
@@ -112,7 +117,8 @@ func NewServer(d Deps) *Server {
 		Name: "flashsale_order_outcomes_total",
 		Help: "PlaceOrder results by outcome: CONFIRMED, PENDING, or the error reason (SOLD_OUT, ALREADY_ORDERED, SALE_NOT_ACTIVE, ...).",
 	}, []string{"outcome"})
-	d.Metrics.MustRegister(metrics, outcomes)
+	refused := newRefusals()
+	d.Metrics.MustRegister(metrics, outcomes, refused.vec)
 
 	authn := grpcauth.UnaryServerInterceptor(authFunc(d.Auth, d.Log))
 	authnStream := grpcauth.StreamServerInterceptor(authFunc(d.Auth, d.Log))
@@ -123,6 +129,12 @@ func NewServer(d Deps) *Server {
 	streamsEnded, endStreams := context.WithCancel(context.Background())
 	unary := []grpc.UnaryServerInterceptor{defaultDeadline(callTimeout), metrics.UnaryServerInterceptor()}
 	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
+	if d.TracerProvider != nil {
+		// First, so a call's span covers the whole chain.
+		t := newServerTracing(d.TracerProvider, d.ClientIP)
+		unary = append([]grpc.UnaryServerInterceptor{t.unary}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{t.stream}, stream...)
+	}
 	// The access log writes one line per finished call at a level by its
 	// code (logging.DefaultServerCodeToLevel): info or warn for everything
 	// but Unknown, Unimplemented, Internal and DataLoss. It builds each
@@ -141,7 +153,7 @@ func NewServer(d Deps) *Server {
 	unary = append(unary, authn)
 	stream = append(stream, authnStream)
 	if d.Limits != nil {
-		limits := newLimiter(*d.Limits, d.ClientIP, d.Log)
+		limits := newLimiter(*d.Limits, d.ClientIP, d.Log, refused)
 		unary = append(unary, limits.unary)
 		stream = append(stream, limits.stream)
 	}
@@ -169,6 +181,7 @@ func NewServer(d Deps) *Server {
 	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
 	sales := &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
 	sales.watch = newWatchHub(sales.saleStatus, d.WatchMaxStreams, d.WatchMaxStreamsPerIP, d.Log)
+	sales.watch.refused = refused
 	flashsalev1.RegisterFlashSaleServiceServer(s, sales)
 	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
 	hs := health.NewServer()

@@ -45,6 +45,7 @@ type statusFunc func(ctx context.Context, productID uuid.UUID) (*flashsalev1.Get
 // watchers of a sale cost one read every 500 ms, not a thousand, and one
 // goroutine per stream (the call's own).
 type watchHub struct {
+	refused    *refusals
 	read       statusFunc
 	maxStreams int
 	maxPerIP   int
@@ -75,9 +76,11 @@ func (h *watchHub) admit(client string) (release func(), err error) {
 	defer h.mu.Unlock()
 	switch {
 	case h.streams >= h.maxStreams:
+		h.refused.inc("watch")
 		return nil, withDetails(codes.ResourceExhausted, "this server holds as many status streams as it may; retry later",
 			reason(ReasonTooManyStreams), retryInfo(watchRetryAfter))
 	case h.perIP[client] >= h.maxPerIP:
+		h.refused.inc("watch ip")
 		return nil, withDetails(codes.ResourceExhausted, "too many status streams open from your address; close one first",
 			reason(ReasonTooManyStreams), retryInfo(watchRetryAfter))
 	}

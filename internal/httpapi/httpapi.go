@@ -19,6 +19,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -58,6 +59,14 @@ type Deps struct {
 	// passes it to the gRPC server in metadata only this process can set;
 	// the gRPC server must be given the same one.
 	ClientIP *grpcapi.ClientIP
+	// TracerProvider, when set, traces every /v1 request, continuing the
+	// trace of a client that sends a W3C traceparent header; nil: no
+	// tracing middleware at all. Conn should then trace too
+	// (grpcapi.TraceDialOptions), so the gRPC spans join the request's.
+	TracerProvider trace.TracerProvider
+	// Metrics, when set, gets flashsale_dependency_up: Ready pinged at
+	// every scrape, so an alert sees what /readyz would answer.
+	Metrics prometheus.Registerer
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -76,6 +85,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		runtime.WithRoutingErrorHandler(routingErrorHandler(routes)),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+				nameSpan(r)
 				if err := checkParams(r, params); err != nil {
 					_, m := runtime.MarshalerForRequest(gw, r)
 					errorHandler(r.Context(), gw, m, w, r, err)
@@ -93,6 +103,11 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		return nil, err
 	}
 
+	if d.Metrics != nil {
+		if err := d.Metrics.Register(newReadiness(d.Ready)); err != nil {
+			return nil, fmt.Errorf("readiness metric: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
@@ -114,7 +129,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	} else {
 		mux.Handle("/", gw) // the gateway answers unknown paths with a JSON 404
 	}
-	return mux, nil
+	return traced(mux, d.TracerProvider), nil
 }
 
 // registerServices puts the routes of the four services on mux.
@@ -224,6 +239,37 @@ func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) htt
 			logWriteError(ctx, log, "/readyz", err)
 		}
 	})
+}
+
+// readiness is flashsale_dependency_up: each dependency /readyz checks,
+// pinged at every scrape.
+type readiness struct {
+	deps map[string]Checker
+	up   *prometheus.Desc
+}
+
+func newReadiness(deps map[string]Checker) *readiness {
+	return &readiness{deps: deps, up: prometheus.NewDesc("flashsale_dependency_up",
+		"1 when a dependency /readyz checks answers within a second (postgres, redis, and in queue mode redis_aof: Redis keeping its append-only file), else 0.",
+		[]string{"dependency"}, nil)}
+}
+
+func (r *readiness) Describe(ch chan<- *prometheus.Desc) { ch <- r.up }
+
+func (r *readiness) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, dep := range r.deps {
+		wg.Go(func() {
+			v := 1.0
+			if dep.Ping(ctx) != nil {
+				v = 0
+			}
+			ch <- prometheus.MustNewConstMetric(r.up, prometheus.GaugeValue, v, name)
+		})
+	}
+	wg.Wait()
 }
 
 // logWriteError logs a response that could not be written, at debug: the

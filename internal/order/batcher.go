@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // BatchStore stores orders a batch at a time (group commit), for the Batcher
@@ -61,6 +63,12 @@ func WithSettler(g Settler) BatcherOption {
 	return func(b *Batcher) { b.settler = g }
 }
 
+// WithTracerProvider traces each batch whose orders include a sampled one
+// (see batchSpans); without it, or with a nil tp, batches are not traced.
+func WithTracerProvider(tp trace.TracerProvider) BatcherOption {
+	return func(b *Batcher) { b.tracer = tracerOf(tp) }
+}
+
 // Batcher groups orders submitted concurrently into batches, each stored in
 // one transaction, so that many buyers share one commit. It is safe for
 // concurrent use.
@@ -71,6 +79,7 @@ type Batcher struct {
 	flushers int
 	settler  Settler
 	log      *slog.Logger
+	tracer   trace.Tracer // nil: batches are not traced
 
 	in      chan request
 	slots   chan struct{} // one token per batch in flight
@@ -251,6 +260,14 @@ func (b *Batcher) flush(batch []request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	var spans *batchSpans
+	if b.tracer != nil {
+		parents := make([]trace.SpanContext, len(live))
+		for i, r := range live {
+			parents[i] = trace.SpanContextFromContext(r.ctx)
+		}
+		ctx, spans = startBatch(ctx, b.tracer, orders, parents)
+	}
 	results, err := b.store.OrderInsertBatch(ctx, orders)
 	if err == nil && len(results) != len(orders) {
 		err = fmt.Errorf("%d results for %d orders", len(results), len(orders))
@@ -260,6 +277,7 @@ func (b *Batcher) flush(batch []request) {
 		err = &BatchError{Err: err}
 	}
 	b.settle(ctx, live, results, err)
+	spans.end(results, err)
 	for i, r := range live {
 		if err != nil {
 			r.result <- err

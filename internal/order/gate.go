@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/flashsale/internal/sale"
 )
@@ -125,6 +126,9 @@ type QueuedOrder struct {
 	Order
 	// Ref identifies the stream entry, for Settle.
 	Ref string
+	// Trace is the span that queued the order when its trace is sampled,
+	// so that the write joins that trace; invalid otherwise.
+	Trace trace.SpanContext
 }
 
 // Queue is the streams of admitted orders that workers persist (queue mode).

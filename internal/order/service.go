@@ -114,9 +114,18 @@ type Config struct {
 	// error refuses the order as ErrUnavailable (queue mode on a Redis that
 	// lost its AOF).
 	Accepting func() error
+	// Decisions, when set, learns the outcome of every Place on an open
+	// sale (metrics per sale).
+	Decisions DecisionRecorder
 	// Log hears of what the service works around rather than returns (a
 	// gate it could not read or load); nil means slog.Default().
 	Log *slog.Logger
+}
+
+// DecisionRecorder learns what became of each order attempt on an open
+// sale: the order placed, or the error that refused it.
+type DecisionRecorder interface {
+	Decided(sl sale.Sale, o Order, err error)
 }
 
 // Service places and reads orders.
@@ -159,7 +168,7 @@ var outcomeRetries = []time.Duration{100 * time.Millisecond, 400 * time.Millisec
 // holds, *BusyError, ErrUnavailable (nothing stored), or an *OrderError with
 // ErrInProgress, ErrOutcomeUnknown or ErrNotReplicated when the order is
 // not taken now. In queue mode the order comes back PENDING, else CONFIRMED.
-func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order, error) {
+func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (o Order, err error) {
 	if s.cfg.Mode != ModeDirect && s.cfg.Accepting != nil {
 		if err := s.cfg.Accepting(); err != nil {
 			return Order{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -170,13 +179,16 @@ func (s *Service) Place(ctx context.Context, userID, productID uuid.UUID) (Order
 	if err != nil {
 		return Order{}, err
 	}
+	if s.cfg.Decisions != nil {
+		defer func() { s.cfg.Decisions.Decided(sl, o, err) }()
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Order{}, fmt.Errorf("order id: %w", err)
 	}
 	// Milliseconds: what the queue's stream and the order id carry, so the
 	// order shown to the caller is the order stored.
-	o := Order{ID: id, SaleID: sl.ID, ProductID: productID, UserID: userID, Status: StatusConfirmed, CreatedAt: now.Truncate(time.Millisecond)}
+	o = Order{ID: id, SaleID: sl.ID, ProductID: productID, UserID: userID, Status: StatusConfirmed, CreatedAt: now.Truncate(time.Millisecond)}
 	if s.cfg.Mode == ModeDirect {
 		return s.placeDirect(ctx, o)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Worker timings.
@@ -34,6 +36,17 @@ type Worker struct {
 	batchSize int
 	claimIdle time.Duration
 	log       *slog.Logger
+	tracer    trace.Tracer // nil: batches are not traced
+}
+
+// WorkerOption changes a Worker's defaults.
+type WorkerOption func(*Worker)
+
+// WithWorkerTracerProvider traces each batch whose orders include one
+// queued under a sampled span, in that order's trace (see batchSpans);
+// without it, or with a nil tp, batches are not traced.
+func WithWorkerTracerProvider(tp trace.TracerProvider) WorkerOption {
+	return func(w *Worker) { w.tracer = tracerOf(tp) }
 }
 
 // NewWorker returns a Worker reading up to batchSize entries at a time from q
@@ -41,11 +54,11 @@ type Worker struct {
 // settling them in gate. Entries pending for
 // longer than claimIdle under another consumer are taken over. A nil log
 // means slog.Default().
-func NewWorker(q Queue, store BatchStore, gate Settler, consumer string, batchSize int, claimIdle time.Duration, log *slog.Logger) *Worker {
+func NewWorker(q Queue, store BatchStore, gate Settler, consumer string, batchSize int, claimIdle time.Duration, log *slog.Logger, opts ...WorkerOption) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{
+	w := &Worker{
 		queue:     q,
 		store:     store,
 		gate:      gate,
@@ -54,6 +67,10 @@ func NewWorker(q Queue, store BatchStore, gate Settler, consumer string, batchSi
 		claimIdle: claimIdle,
 		log:       log.With("consumer", consumer),
 	}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
 }
 
 // Run reads, stores and acknowledges batches until ctx ends, then returns nil
@@ -90,6 +107,14 @@ func (w *Worker) process(ctx context.Context, qs []QueuedOrder) {
 	for i, q := range qs {
 		orders[i] = q.Order
 	}
+	var spans *batchSpans
+	if w.tracer != nil {
+		parents := make([]trace.SpanContext, len(qs))
+		for i, q := range qs {
+			parents[i] = q.Trace
+		}
+		ctx, spans = startBatch(ctx, w.tracer, orders, parents)
+	}
 	var results []error
 	for backoff := workerBackoffMin; ; backoff = min(2*backoff, workerBackoffMax) {
 		var err error
@@ -101,6 +126,7 @@ func (w *Worker) process(ctx context.Context, qs []QueuedOrder) {
 		// the next attempt, here or by whoever claims them.
 		w.log.Error("order batch not stored; retrying", "orders", len(orders), "err", err)
 		if !waitOrDone(ctx, backoff) {
+			spans.end(nil, err)
 			return
 		}
 	}
@@ -121,6 +147,7 @@ func (w *Worker) process(ctx context.Context, qs []QueuedOrder) {
 		// claims them stores them again, changing nothing, and settles them.
 		w.log.Error("order batch not settled", "entries", len(qs), "err", err)
 	}
+	spans.end(results, nil)
 }
 
 // storeBatch stores orders once, finishing even when ctx ends meanwhile.

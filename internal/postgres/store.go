@@ -41,12 +41,15 @@ type Store struct {
 // New connects a pool to databaseURL (a postgres:// URL or key=value DSN; pool
 // settings such as pool_max_conns go in it too) and pings the server, so a
 // wrong URL fails here rather than on the first request.
-func New(ctx context.Context, databaseURL string) (*Store, error) {
+func New(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres config: %w", err)
 	}
 	cfg.AfterConnect = registerUUID
+	for _, o := range opts {
+		o(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres config: %w", err)
@@ -63,6 +66,11 @@ func New(ctx context.Context, databaseURL string) (*Store, error) {
 func (s *Store) Close() {
 	s.users.close()
 	s.pool.Close()
+}
+
+// PoolStats is the connection pool's standing, for metrics.
+func (s *Store) PoolStats() *pgxpool.Stat {
+	return s.pool.Stat()
 }
 
 // Ping checks that the database answers, for readiness probes.

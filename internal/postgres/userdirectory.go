@@ -49,6 +49,9 @@ type userDirectory struct {
 	heardNanos atomic.Int64
 	// beat is this process's heartbeat payload, told apart from others'.
 	beat string
+	// sentNanos is when the last heartbeat was sent, lagNanos how long the
+	// last one took to come back: how late a change reaches the directory.
+	sentNanos, lagNanos atomic.Int64
 
 	// heartbeatDone, when set (by tests), is called as a heartbeat goroutine ends.
 	heartbeatDone func()
@@ -155,6 +158,7 @@ func (d *userDirectory) heartbeat(ctx context.Context, cancel context.CancelCaus
 	began := time.Now()
 	for {
 		bctx, done := context.WithTimeout(ctx, staleAfter)
+		d.sentNanos.Store(time.Now().UnixNano())
 		err := q.UsersHeartbeat(bctx, d.beat)
 		done()
 		if err != nil && ctx.Err() == nil {
@@ -192,7 +196,11 @@ func (d *userDirectory) load(ctx context.Context, pool *pgxpool.Pool) error {
 // apply makes one notification's change.
 func (d *userDirectory) apply(payload string) {
 	if payload == d.beat {
-		d.heardNanos.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		d.heardNanos.Store(now)
+		if sent := d.sentNanos.Load(); sent != 0 {
+			d.lagNanos.Store(now - sent)
+		}
 		return
 	}
 	f := strings.Fields(payload)
@@ -224,4 +232,28 @@ func role(s string) auth.Role {
 	default:
 		return auth.Role(strings.Clone(s))
 	}
+}
+
+// DirectoryStats is the user directory's standing, for metrics.
+type DirectoryStats struct {
+	// Current: the directory answers lookups (its heartbeat came back in time).
+	Current bool
+	// Lag is how long the last heartbeat took to come back: how late a
+	// change to a user reaches this process. Since is how long ago it did.
+	Lag, Since time.Duration
+	// Users is how many users it holds.
+	Users int
+}
+
+// DirectoryStats reads the user directory's standing.
+func (s *Store) DirectoryStats() DirectoryStats {
+	d := s.directory
+	st := DirectoryStats{Current: d.current(), Lag: time.Duration(d.lagNanos.Load())}
+	if heard := d.heardNanos.Load(); heard != 0 {
+		st.Since = time.Since(time.Unix(0, heard))
+	}
+	d.mu.RLock()
+	st.Users = len(d.users)
+	d.mu.RUnlock()
+	return st
 }

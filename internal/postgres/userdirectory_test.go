@@ -66,7 +66,14 @@ func TestUserDirectoryFollowsChanges(t *testing.T) {
 	if _, ok := postgres.DirectoryLookup(s, before.ID); ok {
 		t.Fatal("a directory nobody follows answered")
 	}
+	if st := s.DirectoryStats(); st.Current {
+		t.Errorf("DirectoryStats before following = %+v, want not current", st)
+	}
 	followUsers(t, s)
+	eventually(t, "the directory is current, its lag measured", func() bool {
+		st := s.DirectoryStats()
+		return st.Current && st.Lag > 0 && st.Lag < 3*time.Second && st.Users == 1
+	})
 	customer := auth.Standing{Role: auth.RoleCustomer}
 	if got, ok := postgres.DirectoryLookup(s, before.ID); !ok || got != customer {
 		t.Fatalf("user created before following = %+v, %v; want %+v", got, ok, customer)

@@ -74,7 +74,7 @@ func NewLoginBackoff(c *Client, free int, max time.Duration) (*LoginBackoff, err
 // the email). A positive wait refuses the attempt: the account is closed
 // for that long.
 func (b *LoginBackoff) Begin(ctx context.Context, account string) (wait time.Duration, err error) {
-	ms, err := beginScript.Exec(ctx, b.c.rc, []string{b.key(account)},
+	ms, err := b.c.exec(ctx, "login-backoff", beginScript, []string{b.key(account)},
 		[]string{b.free, b.first, b.longest, b.keepCount}).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("login backoff: %w", err)

@@ -46,15 +46,18 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Client is a connection to Redis shared by the gate, the queue, the limiter
 // and the cache. Client-side caching (RESP3 tracking) stays on. It talks to
 // a single Redis or to a Redis Cluster, whichever the URL leads to.
 type Client struct {
-	rc     rueidis.Client
-	prefix string
-	near   nearCache
+	rc      rueidis.Client
+	prefix  string
+	near    nearCache
+	tp      trace.TracerProvider // nil: not traced
+	metrics *clientMetrics
 
 	// minReplicas is how many replicas must hold a queued order before it
 	// is acknowledged, and before a worker writes it (WAIT); negative until
@@ -90,7 +93,7 @@ const defaultReplicaTimeout = 250 * time.Millisecond
 // redis://host:port?addr=host2:port2&addr=host3:port3 so that any of them
 // gets the client in.
 func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) {
-	c := &Client{prefix: "fs"}
+	c := &Client{prefix: "fs", metrics: newClientMetrics()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -103,7 +106,12 @@ func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) 
 	// down; the caller answers Unavailable and the client retries instead.
 	opt.DisableRetry = true
 	opt.OnInvalidations = c.near.invalidate
-	rc, err := rueidis.NewClient(opt)
+	var rc rueidis.Client
+	if c.tp != nil {
+		rc, err = newTracedClient(opt, c.tp)
+	} else {
+		rc, err = rueidis.NewClient(opt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redis connect: %w", err)
 	}
@@ -184,6 +192,35 @@ func (c *Client) Ping(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 	}
 	return fmt.Errorf("redis ping: no cluster node answers: %w", errors.Join(errs...))
+}
+
+// exec runs a script, timed as flashsale_redis_script_seconds{script=name}
+// and named for its span when traced.
+func (c *Client) exec(ctx context.Context, name string, s *rueidis.Lua, keys, args []string) rueidis.RedisResult {
+	ctx = c.scriptContext(ctx, name)
+	start := time.Now()
+	r := s.Exec(ctx, c.rc, keys, args)
+	c.metrics.observeScript(name, time.Since(start))
+	return r
+}
+
+// scriptContext names the script run within ctx for its span, when traced.
+func (c *Client) scriptContext(ctx context.Context, name string) context.Context {
+	if c.tp != nil && trace.SpanContextFromContext(ctx).IsSampled() {
+		return context.WithValue(ctx, scriptKey{}, name)
+	}
+	return ctx
+}
+
+// dedicated runs fn on one of the pooled dedicated connections (see
+// rueidis.Client.Dedicated); its commands are traced, as Do's are, when ctx
+// holds a sampled span.
+func (c *Client) dedicated(ctx context.Context, fn func(rueidis.DedicatedClient) error) error {
+	rc := c.rc
+	if s, ok := rc.(sampledOnly); ok {
+		rc = s.pick(ctx)
+	}
+	return rc.Dedicated(fn)
 }
 
 // Close closes the connections.

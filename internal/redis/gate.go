@@ -92,8 +92,10 @@ const (
 
 // admitSource is admitScript's text: KEYS product meta, stock, status,
 // stream, inflight, sale meta, buyers; ARGV user, order, queue (0|1), max
-// queued, sale, product, created (unix ms), confirm (0|1). It returns {code}
-// or {code, order id of the user}.
+// queued, sale, product, created (unix ms), confirm (0|1), and in queue mode
+// the W3C traceparent of a sampled caller, kept in the entry so the
+// worker's write joins its trace. It returns {code} or {code, order id of
+// the user}.
 //
 // An admitted order is recorded in flight in the same step as it takes its
 // unit: appended to the product's stream (queue mode) or put in the
@@ -121,7 +123,9 @@ if s <= 0 then return {2} end
 s = redis.call('DECR', KEYS[2])
 redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
 if redis.call('HLEN', KEYS[7]) == 1 then redis.call('PEXPIREAT', KEYS[7], pm[2]) end
-if ARGV[3] == '1' then
+if ARGV[3] == '1' and ARGV[9] then
+  redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7], 'traceparent', ARGV[9])
+elseif ARGV[3] == '1' then
   redis.call('XADD', KEYS[4], '*', 'order', ARGV[2], 'sale', ARGV[5], 'product', ARGV[6], 'user', ARGV[1], 'created_ms', ARGV[7])
 else
   redis.call('HSET', KEYS[5], ARGV[2], ARGV[5] .. '|' .. ARGV[1] .. '|' .. ARGV[7])
@@ -200,8 +204,9 @@ return 1
 // order older than the orphan horizon and not in PostgreSQL was abandoned
 // by a writer that died and is dropped. The units left are quantity minus
 // the orders in flight. In load mode nothing happens when the product and
-// every sale are loaded already. It returns the units left, or -1 when
-// nothing was done.
+// every sale are loaded already. It returns {units left, units the gate
+// held before (-1: none), buyers before, buyers after}, the last three for
+// the drift a reconcile corrects, or {-1} when nothing was done.
 var loadScript = rueidis.NewLuaScript(luaPublish + `
 local nsales = tonumber(ARGV[6])
 if ARGV[1] == 'load' and redis.call('EXISTS', KEYS[1]) == 1 then
@@ -209,14 +214,17 @@ if ARGV[1] == 'load' and redis.call('EXISTS', KEYS[1]) == 1 then
   for j = 1, nsales do
     if redis.call('EXISTS', KEYS[5 + 3 * (j - 1) + 1]) == 0 then all = false end
   end
-  if all then return -1 end
+  if all then return {-1} end
 end
+local stockBefore = tonumber(redis.call('GET', KEYS[2]) or '-1')
+local buyersBefore, buyersAfter = 0, 0
 local expire = ARGV[5]
 local buyersOf = {}
 local a = 7 + 5 * nsales
 for j = 1, nsales do
   local base = 7 + 5 * (j - 1)
   local meta, buyers, rejected = KEYS[5 + 3 * (j - 1) + 1], KEYS[5 + 3 * (j - 1) + 2], KEYS[5 + 3 * (j - 1) + 3]
+  buyersBefore = buyersBefore + redis.call('HLEN', buyers)
   redis.call('DEL', meta, buyers)
   redis.call('HSET', meta, 'starts_us', ARGV[base + 1], 'ends_us', ARGV[base + 2])
   local nb = tonumber(ARGV[base + 4])
@@ -272,7 +280,8 @@ redis.call('HINCRBY', KEYS[1], 'generation', 1)
 for _, k in ipairs({KEYS[1], KEYS[2], KEYS[5]}) do redis.call('PEXPIREAT', k, expire) end
 local step = tonumber(redis.call('HGET', KEYS[1], 'step'))
 publish(KEYS[3], stock, step, expire)
-return stock
+for _, b in pairs(buyersOf) do buyersAfter = buyersAfter + redis.call('HLEN', b) end
+return {stock, stockBefore, buyersBefore, buyersAfter}
 `)
 
 // Gate is the admission gate (order.Gate) over Redis: each operation is one
@@ -320,13 +329,18 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uu
 		strconv.FormatInt(a.MaxQueued, 10), a.Order.SaleID.String(),
 		a.Order.ProductID.String(), strconv.FormatInt(a.Order.CreatedAt.UnixMilli(), 10), "0",
 	}
+	if a.Queue {
+		if tp := traceParent(ctx); tp != "" {
+			args = append(args, tp)
+		}
+	}
 	var res []rueidis.RedisMessage
 	var err error
 	if a.Queue && g.c.minReplicas > 0 {
 		args[7] = "1"
 		res, confirmed, err = g.admitConfirmed(ctx, keys, args)
 	} else {
-		res, err = admitScript.Exec(ctx, g.c.rc, keys, args).ToArray()
+		res, err = g.c.exec(ctx, "admit", admitScript, keys, args).ToArray()
 	}
 	if err != nil {
 		return 0, uuid.Nil, fmt.Errorf("gate admit: %w", err)
@@ -379,11 +393,14 @@ func (g *Gate) Admit(ctx context.Context, a order.Admission) (order.Decision, uu
 // dedicated ones (a WAIT would stall every caller sharing a pipelined
 // connection); a refused attempt (sold out, not open) skips the WAIT.
 func (g *Gate) admitConfirmed(ctx context.Context, keys, args []string) (res []rueidis.RedisMessage, confirmed bool, err error) {
-	err = g.c.rc.Dedicated(func(d rueidis.DedicatedClient) error {
+	ctx = g.c.scriptContext(ctx, "admit")
+	err = g.c.dedicated(ctx, func(d rueidis.DedicatedClient) error {
+		start := time.Now()
 		r := d.Do(ctx, d.B().Evalsha().Sha1(admitSHA1).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		if isNoScript(r.Error()) {
 			r = d.Do(ctx, d.B().Eval().Script(admitSource).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		}
+		g.c.metrics.observeScript("admit", time.Since(start)) // the WAIT after it not included
 		var err error
 		if res, err = r.ToArray(); err != nil {
 			return err
@@ -447,7 +464,7 @@ func (g *Gate) Settle(ctx context.Context, settled []order.Settlement) error {
 			keys = append(keys, sk.buyers, sk.rejected)
 			args = append(args, s.Order.ID.String(), s.Order.UserID.String(), s.Ref, code)
 		}
-		if err := settleScript.Exec(ctx, g.c.rc, keys, args).Error(); err != nil {
+		if err := g.c.exec(ctx, "settle", settleScript, keys, args).Error(); err != nil {
 			return fmt.Errorf("gate settle: %w", err)
 		}
 	}
@@ -506,9 +523,16 @@ func (g *Gate) load(ctx context.Context, mode string, st order.ProductState) (in
 			args = append(args, user.String(), id.String())
 		}
 	}
-	left, err := loadScript.Exec(ctx, g.c.rc, keys, args).AsInt64()
+	res, err := g.c.exec(ctx, mode, loadScript, keys, args).AsIntSlice()
+	if err == nil && len(res) != 1 && len(res) != 4 {
+		err = fmt.Errorf("unexpected script result %v", res)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("gate %s: %w", mode, err)
+	}
+	left := res[0]
+	if mode == "reconcile" && len(res) == 4 {
+		g.c.metrics.reconciled(res[0], res[1], res[2], res[3])
 	}
 	// The registry lives in another slot, so it cannot be written by the
 	// script; SADD is idempotent and also heals a lost registry.

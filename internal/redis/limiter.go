@@ -72,7 +72,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, retryAfter ti
 }
 
 func (l *Limiter) take(ctx context.Context, key string) (bool, time.Duration, error) {
-	res, err := limitScript.Exec(ctx, l.c.rc, []string{key}, []string{l.capacity, l.perSecond}).AsIntSlice()
+	res, err := l.c.exec(ctx, "rate-limit", limitScript, []string{key}, []string{l.capacity, l.perSecond}).AsIntSlice()
 	if err != nil {
 		return false, 0, fmt.Errorf("limiter: %w", err)
 	}

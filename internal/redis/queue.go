@@ -269,7 +269,7 @@ func (q *Queue) streams(ctx context.Context) ([]string, error) {
 			continue
 		}
 		meta := k[:len(k)-len("stream")] + "meta"
-		live, err := prepareScript.Exec(ctx, q.c.rc, []string{k, meta}, []string{Group}).AsInt64()
+		live, err := q.c.exec(ctx, "queue-prepare", prepareScript, []string{k, meta}, []string{Group}).AsInt64()
 		if err != nil {
 			return nil, fmt.Errorf("queue prepare %s: %w", k, err)
 		}
@@ -376,7 +376,7 @@ func (q *Queue) decode(ctx context.Context, k string, entries []rueidis.XRangeEn
 			bad = append(bad, e.ID)
 			continue
 		}
-		out = append(out, order.QueuedOrder{Order: o, Ref: e.ID})
+		out = append(out, order.QueuedOrder{Order: o, Ref: e.ID, Trace: spanContextOf(e.FieldValues["traceparent"])})
 	}
 	if len(bad) > 0 {
 		if err := q.ackKey(ctx, k, bad); err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,6 +243,9 @@ func (s *redisServer) start(extra ...string) {
 	s.t.Helper()
 	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--dir", s.dir}, s.args...)
 	s.cmd = exec.Command(s.path, append(args, extra...)...)
+	// Its own process group, so kill also ends an AOF-rewrite child that
+	// would otherwise go on writing into the test's temporary directory.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.done = make(chan struct{})
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
@@ -263,8 +267,15 @@ func (s *redisServer) kill() {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Kill()
+	pgid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-s.done
+	// Wait for the rest of the group (a forked child) to be gone too.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+			break
+		}
+	}
 	s.cmd = nil
 }
 

@@ -311,6 +311,7 @@ const routes = [
   [/^#\/signin$/, viewSignin],
   [/^#\/signup$/, viewSignup],
   [/^#\/admin$/, viewAdmin],
+  [/^#\/admin\/live\/([0-9a-fA-F-]+)$/, viewLive],
 ];
 
 let firstRender = true; // the first page load keeps focus where the browser put it
@@ -835,7 +836,8 @@ async function viewAdmin(view) {
       ...all.slice().reverse().map((p) => h('option', { value: p.id, text: `${p.name} (${p.quantity} in stock)` })));
     sProduct.value = keep && all.some((p) => p.id === keep) ? keep : '';
     productsList.replaceChildren(...all.slice().reverse().map((p) => h('li', {},
-      h('a', { href: `#/product/${p.id}`, text: p.name }), ` · ${money(p.priceMinor, p.currency)} · ${p.quantity} in stock`)));
+      h('a', { href: `#/product/${p.id}`, text: p.name }), ` · ${money(p.priceMinor, p.currency)} · ${p.quantity} in stock · `,
+      h('a', { href: `#/admin/live/${p.id}`, 'data-testid': 'live-link', text: 'live view' }))));
     for (const p of all) productCache.set(p.id, Promise.resolve(p));
   }
 
@@ -913,6 +915,204 @@ async function viewAdmin(view) {
   });
 
   await loadProducts();
+}
+
+// ---------- views: admin, live sale ----------
+
+// The live view of a product's sale: its state and remaining stock from
+// WatchSaleStatus (the REST stream), and this server's decisions on the
+// sale by outcome from its Prometheus metrics (/metrics), charted every
+// second: admissions per second and units left, over the last minutes.
+
+const LIVE_WINDOW_S = 300; // seconds of history the chart keeps
+const LIVE_OUTCOMES = ['CONFIRMED', 'PENDING', 'SOLD_OUT', 'ALREADY_ORDERED', 'QUEUE_BUSY', 'UNAVAILABLE'];
+
+// watchSaleStatus reads the REST WatchSaleStatus stream (one JSON object
+// a line) and calls onStatus with each status, until signal aborts it or
+// the stream ends.
+async function watchSaleStatus(productId, signal, onStatus) {
+  const resp = await fetch(`/v1/products/${productId}/sale-status:watch`, { headers: { Accept: 'application/json' }, signal });
+  if (!resp.ok || !resp.body) throw new APIError(resp.status, null, 0);
+  const reader = resp.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (!line) continue;
+      const msg = JSON.parse(line);
+      if (msg.error) throw new APIError(500, msg.error, 0);
+      const st = msg.result && msg.result.status;
+      if (st) onStatus(st);
+    }
+  }
+}
+
+// saleMetrics reads this server's flashsale_sale_decisions_total and
+// flashsale_sale_remaining for the sale from /metrics (Prometheus text).
+async function saleMetrics(saleId) {
+  const resp = await fetch('/metrics', { headers: { Accept: 'text/plain' } });
+  if (!resp.ok) return null;
+  const out = { outcomes: {}, remaining: null };
+  for (const line of (await resp.text()).split('\n')) {
+    const m = /^(flashsale_sale_decisions_total|flashsale_sale_remaining)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || !m[2].includes(`sale="${saleId}"`)) continue;
+    const v = Number(m[3]);
+    if (m[1] === 'flashsale_sale_remaining') out.remaining = v;
+    else {
+      const o = /outcome="([A-Z_]+)"/.exec(m[2]);
+      if (o) out.outcomes[o[1]] = v;
+    }
+  }
+  return out;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children) el.append(c);
+  return el;
+}
+
+// niceMax rounds a chart's top up to 1, 2, 4 or 8 times a power of ten,
+// which quarter into round ticks.
+function niceMax(v) {
+  if (!(v > 0)) return 4;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 4, 8, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function tickText(v) {
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+// drawLiveChart draws admissions per second (left scale) and units left
+// (right scale) against time into the svg element.
+function drawLiveChart(el, points) {
+  const W = 640, H = 260, L = 48, R = 56, T = 16, B = 28;
+  const now = points.length ? points[points.length - 1].t : 0;
+  // The time axis spans what the view has seen, 30 s at least and
+  // LIVE_WINDOW_S at most.
+  const span = Math.min(LIVE_WINDOW_S * 1000, Math.max(30000, points.length ? now - points[0].t : 0));
+  const t0 = now - span;
+  const maxRate = niceMax(Math.max(0, ...points.map((p) => p.rate)));
+  const maxLeft = niceMax(Math.max(0, ...points.map((p) => p.remaining ?? 0)));
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
+  const yRate = (v) => H - B - (v / maxRate) * (H - T - B);
+  const yLeft = (v) => H - B - (v / maxLeft) * (H - T - B);
+  const line = (pts) => pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ');
+  const kids = [
+    svg('rect', { x: L, y: T, width: W - L - R, height: H - T - B, class: 'chart-frame' }),
+  ];
+  for (let i = 0; i <= 4; i++) {
+    const y = T + (i / 4) * (H - T - B);
+    kids.push(svg('line', { x1: L, x2: W - R, y1: y, y2: y, class: 'chart-grid' }));
+    kids.push(svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'chart-axis rate', text: tickText(maxRate * (1 - i / 4)) }));
+    kids.push(svg('text', { x: W - R + 6, y: y + 4, class: 'chart-axis left', text: tickText(maxLeft * (1 - i / 4)) }));
+  }
+  for (let i = 0; i <= 5; i++) {
+    const ago = Math.round((span / 1000) * (1 - i / 5));
+    const label = ago === 0 ? 'now' : ago >= 120 ? `-${Math.round(ago / 60)}m` : `-${ago}s`;
+    kids.push(svg('text', { x: x(now - ago * 1000), y: H - 8, 'text-anchor': 'middle', class: 'chart-axis', text: label }));
+  }
+  kids.push(svg('polyline', { id: 'live-remaining-line', class: 'series-left', 'data-points': points.filter((p) => p.remaining !== null).length,
+    points: line(points.filter((p) => p.remaining !== null).map((p) => [x(p.t), yLeft(p.remaining)])) }));
+  kids.push(svg('polyline', { id: 'live-rate-line', class: 'series-rate', 'data-points': points.length,
+    'data-max': Math.max(0, ...points.map((p) => p.rate)),
+    points: line(points.map((p) => [x(p.t), yRate(p.rate)])) }));
+  kids.push(svg('text', { x: L, y: T - 4, class: 'chart-axis rate', text: 'admissions/s' }));
+  kids.push(svg('text', { x: W - R, y: T - 4, 'text-anchor': 'end', class: 'chart-axis left', text: 'units left' }));
+  el.replaceChildren(...kids);
+  el.dataset.points = String(points.length);
+}
+
+async function viewLive(view, productId) {
+  const heading = title(view, 'Live sale');
+  if (!session.isAdmin()) {
+    view.append(h('p', { text: 'This page is for admins. ' }, h('a', { href: '#/signin', onclick: () => { returnTo = `#/admin/live/${productId}`; }, text: 'Sign in as an admin' })));
+    return;
+  }
+  const alive = aliveCheck();
+  const stateEl = h('span', {}, stateBadge(''));
+  const leftEl = h('strong', { id: 'live-remaining', 'data-testid': 'live-remaining', text: '…' });
+  const rateEl = h('strong', { id: 'live-rate', 'data-testid': 'live-rate', text: '0' });
+  const admittedEl = h('strong', { id: 'live-admitted', 'data-testid': 'live-admitted', text: '0' });
+  const countsEl = h('dl', { id: 'live-outcomes', class: 'outcomes', 'data-testid': 'live-outcomes' });
+  const chart = svg('svg', { id: 'live-chart', 'data-testid': 'live-chart', viewBox: '0 0 640 260', role: 'img',
+    'aria-label': 'Admissions per second and units left, over up to the last five minutes', class: 'chart' });
+  const note = h('p', { class: 'hint', text: 'Units left and state come from the sale-status stream; decisions are this server\'s (/metrics), sampled every second.' });
+  view.append(
+    h('p', {}, h('a', { href: '#/admin', text: '← Admin' }), ' · ', h('a', { href: `#/product/${productId}`, text: 'sale page' })),
+    h('section', { class: 'panel live' },
+      h('p', { class: 'live-figures' }, stateEl, ' ', leftEl, ' units left · ', rateEl, ' admissions/s · ', admittedEl, ' admitted'),
+      chart, countsEl, note));
+  getProduct(productId).then((p) => { if (alive()) heading.textContent = `Live sale: ${p.name}`; }).catch(() => {});
+
+  let status = null; // the latest sale status from the stream
+  const points = [];
+  let last = null; // {t, admitted} of the previous sample
+  drawLiveChart(chart, points);
+
+  const ctrl = new AbortController();
+  viewTimers.push(() => ctrl.abort());
+  (async () => {
+    while (alive()) {
+      try {
+        await watchSaleStatus(productId, ctrl.signal, (st) => {
+          status = st;
+          if (st.serverTime) noteServerTime(st.serverTime);
+          stateEl.replaceChildren(stateBadge(st.state));
+          if (leftEl.dataset.exact !== 'true') leftEl.textContent = String(st.remaining ?? 0);
+        });
+      } catch (e) {
+        if (!alive()) return;
+        flash(e.message || String(e));
+      }
+      await new Promise((r) => setTimeout(r, 1000)); // the stream ended: open it again
+    }
+  })();
+
+  async function sample() {
+    const now = Date.now();
+    let admitted = null;
+    let remaining = status ? Number(status.remaining ?? 0) : null;
+    if (status && status.flashSaleId) {
+      const m = await saleMetrics(status.flashSaleId).catch(() => null);
+      if (!alive()) return;
+      if (m) {
+        admitted = (m.outcomes.CONFIRMED || 0) + (m.outcomes.PENDING || 0);
+        if (m.remaining !== null) {
+          remaining = m.remaining;
+          leftEl.textContent = String(m.remaining);
+          leftEl.dataset.exact = 'true';
+        }
+        countsEl.replaceChildren(...LIVE_OUTCOMES.map((o) => h('div', {},
+          h('dt', { text: o.replaceAll('_', ' ').toLowerCase() }),
+          h('dd', { 'data-outcome': o, text: String(m.outcomes[o] || 0) }))));
+      }
+    }
+    let rate = 0;
+    if (admitted !== null && last && last.admitted !== null) rate = Math.max(0, (admitted - last.admitted) / ((now - last.t) / 1000));
+    last = { t: now, admitted };
+    if (admitted !== null) admittedEl.textContent = String(admitted);
+    rateEl.textContent = rate.toFixed(rate < 10 ? 1 : 0);
+    points.push({ t: now, rate, remaining });
+    while (points.length && points[0].t < now - LIVE_WINDOW_S * 1000) points.shift();
+    drawLiveChart(chart, points);
+  }
+  await sample();
+  every(1000, () => { sample().catch(() => {}); });
 }
 
 // ---------- start ----------
