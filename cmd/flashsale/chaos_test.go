@@ -84,9 +84,6 @@ func TestChaosCluster(t *testing.T) {
 	if testing.Short() && !testenv.CI() {
 		t.Skip("the chaos test runs real processes and two Redis Clusters for a minute; skipped with -short (never under CI=true)")
 	}
-	if os.Getenv("CHAOS_REDIS") == "cluster" {
-		t.Skip("CHAOS_REDIS=cluster: TestChaos runs on a cluster already")
-	}
 	seed, total := chaosParams(t)
 	t.Logf("chaos on a Redis Cluster: seed %d; replay with CHAOS_SEED=%d CHAOS_DURATION=%v CHAOS_REDIS=cluster", seed, seed, total)
 	redisPath, err := exec.LookPath("redis-server")

@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,7 +112,7 @@ func TestRegisterBurst(t *testing.T) {
 			t.Errorf("%s: %d 429 or 503 answers without Retry-After", phase.name, n)
 		}
 	}
-	hwm := vmHWM(t, s.proc.cmd.Process.Pid)
+	hwm := procStatus(t, s.proc.cmd.Process.Pid, "VmHWM")
 	t.Logf("server peak RSS (VmHWM): %d MiB", hwm>>20)
 	if hwm >= 512<<20 {
 		t.Errorf("server peak RSS = %d MiB, want under 512 MiB", hwm>>20)
@@ -161,24 +159,4 @@ func percentiles(d []time.Duration) string {
 		return d[min(len(d)-1, int(q*float64(len(d))))].Round(10 * time.Microsecond)
 	}
 	return fmt.Sprintf("%d answered 200, p50 %v, p99 %v, max %v", len(d), at(0.5), at(0.99), d[len(d)-1].Round(10*time.Microsecond))
-}
-
-// vmHWM is the peak resident set size of process pid, in bytes.
-func vmHWM(t *testing.T, pid int) int64 {
-	t.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Skipf("no /proc to read the server's peak RSS from: %v", err)
-	}
-	for line := range strings.Lines(string(raw)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmHWM line %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
 }
