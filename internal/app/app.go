@@ -20,8 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
@@ -94,7 +92,6 @@ type App struct {
 	// The API (roleServe).
 	grpcLis, httpLis net.Listener
 	grpc             *grpcapi.Server
-	gateway          *grpc.ClientConn // the REST gateway's connection to grpc
 	http             *http.Server
 	// draining is set once shutdown begins: /readyz fails from then on.
 	draining atomic.Bool
@@ -280,7 +277,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	})
 	started()
 
-	clientIP := grpcapi.NewClientIP(a.cfg.TrustedProxies()) // shared by the gateway and the gRPC server
+	clientIP := grpcapi.NewClientIP(a.cfg.TrustedProxies())
 	deps := grpcapi.Deps{
 		Auth: users, Products: a.catalog, Sales: a.catalog, SaleService: a.orders, Orders: a.orders,
 		Now: a.now, Log: a.log, Metrics: a.metrics, ClientIP: clientIP,
@@ -317,15 +314,10 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	}
 	a.grpc = grpcapi.NewServer(deps)
 
-	// The gateway reaches the gRPC server over loopback, so REST calls pass
-	// the same interceptors as gRPC ones.
-	a.gateway, err = grpc.NewClient(loopback(a.grpcLis.Addr()),
-		append(grpcapi.TraceDialOptions(a.tp), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		return fmt.Errorf("gateway dial: %w", err)
-	}
+	// The gateway calls the gRPC services in process, so REST calls pass
+	// the same interceptors as gRPC ones, without a loopback hop.
 	handler, err := httpapi.New(ctx, httpapi.Deps{
-		Conn:     a.gateway,
+		Conn:     a.grpc.Channel,
 		Ready:    a.readiness(),
 		Draining: a.draining.Load,
 		Gatherer: a.metrics,
@@ -333,7 +325,6 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Log:      a.log,
 		Pprof:    a.cfg.DebugPprof,
 		UI:       web.Handler(),
-		ClientIP: clientIP,
 
 		TracerProvider: a.tp,
 	})
@@ -363,8 +354,7 @@ func (a *App) readiness() map[string]httpapi.Checker {
 	return r
 }
 
-// Close releases what New built, in the reverse order: the gateway's
-// connection, the batcher (after storing the orders it holds), Redis,
+// Close releases what New built, in the reverse order: the batcher (after storing the orders it holds), Redis,
 // PostgreSQL and the listeners, then the tracing it started, sending the
 // spans still buffered (for up to tracingFlushTimeout). Run calls it once everything has stopped;
 // call it yourself only for an App you do not Run. Calls after the first
@@ -372,11 +362,6 @@ func (a *App) readiness() map[string]httpapi.Checker {
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
 		var errs []error
-		if a.gateway != nil {
-			if err := a.gateway.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("gateway connection: %w", err))
-			}
-		}
 		if a.batcher != nil {
 			a.batcher.Close()
 		}
@@ -422,13 +407,4 @@ func (a *App) Reconcile(ctx context.Context, saleID uuid.UUID) (remaining, buyer
 // ReconcileOpen rebuilds the gate state of every sale open now.
 func (a *App) ReconcileOpen(ctx context.Context) error {
 	return a.orders.ReconcileOpen(ctx, a.store)
-}
-
-// loopback is the address to dial a listener on this host, even when it
-// listens on all interfaces (":9090").
-func loopback(addr net.Addr) string {
-	if ta, ok := addr.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
-		return fmt.Sprintf("127.0.0.1:%d", ta.Port)
-	}
-	return addr.String()
 }

@@ -2,8 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,15 +9,6 @@ import (
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-)
-
-// Metadata the REST gateway adds to every call it makes for an HTTP client:
-// the client's address, and the key that proves the call is the gateway's.
-// grpc-gateway lets the values of a metadata annotator replace whatever a
-// client sent under the same names (Grpc-Metadata-X-Flashsale-...).
-const (
-	mdClientIP   = "x-flashsale-client-ip"
-	mdGatewayKey = "x-flashsale-gateway-key"
 )
 
 // ClientIP says who is calling: the address that per-IP rate limits and
@@ -30,20 +19,18 @@ const (
 // the left of that was written by the client. A header from an untrusted
 // peer is ignored.
 //
-// The REST gateway applies this rule to the HTTP request and passes the
-// result to the gRPC server with a random key made at start, which only
-// this process knows: a gRPC caller cannot pose as the gateway, even from
-// loopback or through a trusted proxy.
+// A REST call reaches the server through the in-process Channel with its
+// HTTP request in the context (WithHTTPRequest), and the rule is applied to
+// that request: a gRPC caller has no way to pose as the gateway.
 //
-// A nil *ClientIP trusts no proxy and knows no gateway.
+// A nil *ClientIP trusts no proxy.
 type ClientIP struct {
 	trusted []netip.Prefix
-	key     string
 }
 
 // NewClientIP returns a ClientIP trusting the proxies in trusted.
 func NewClientIP(trusted []netip.Prefix) *ClientIP {
-	return &ClientIP{trusted: trusted, key: rand.Text()}
+	return &ClientIP{trusted: trusted}
 }
 
 // FromHTTP is the client of an HTTP request, from its peer (RemoteAddr) and
@@ -52,44 +39,18 @@ func (c *ClientIP) FromHTTP(r *http.Request) netip.Addr {
 	return c.resolve(parseAddr(r.RemoteAddr), r.Header.Values("X-Forwarded-For"))
 }
 
-// GatewayMetadata is the metadata the REST gateway adds to each call, for
-// runtime.WithMetadata: the HTTP client's address and the gateway's key.
-func (c *ClientIP) GatewayMetadata(_ context.Context, r *http.Request) metadata.MD {
-	if c == nil {
-		return nil
-	}
-	return metadata.Pairs(mdClientIP, c.FromHTTP(r).String(), mdGatewayKey, c.key)
-}
-
-// fromGateway reports whether a gRPC call came through this process's
-// REST gateway (it carries the gateway's key).
-func (c *ClientIP) fromGateway(ctx context.Context) bool {
-	if c == nil {
-		return false
-	}
-	k := metadata.ValueFromIncomingContext(ctx, mdGatewayKey)
-	return len(k) == 1 && subtle.ConstantTimeCompare([]byte(k[0]), []byte(c.key)) == 1
-}
-
-// fromContext is the client of a gRPC call: the address the gateway
-// forwarded when the call carries the gateway's key, else the peer and its
-// x-forwarded-for metadata by the same rule as FromHTTP.
+// fromContext is the client of a call: by FromHTTP for a REST call (its
+// HTTP request is in the context), else from the gRPC peer and its
+// x-forwarded-for metadata by the same rule.
 func (c *ClientIP) fromContext(ctx context.Context) netip.Addr {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if c != nil {
-		if k := md.Get(mdGatewayKey); len(k) == 1 && subtle.ConstantTimeCompare([]byte(k[0]), []byte(c.key)) == 1 {
-			if ip := md.Get(mdClientIP); len(ip) == 1 {
-				if a, err := netip.ParseAddr(ip[0]); err == nil {
-					return a
-				}
-			}
-		}
+	if r := httpRequestOf(ctx); r != nil {
+		return c.FromHTTP(r)
 	}
 	var from netip.Addr
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		from = parseAddr(p.Addr.String())
 	}
-	return c.resolve(from, md.Get("x-forwarded-for"))
+	return c.resolve(from, metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"))
 }
 
 // resolve applies the rule: starting from the peer, step left through the

@@ -1,5 +1,6 @@
 // Package grpcapi is the gRPC transport: one server per proto service, the
-// interceptors every call goes through (REST included, via the gateway), and
+// interceptors every call goes through (REST included: the gateway calls in
+// through the in-process Channel), and
 // toStatus, the one place domain errors become gRPC statuses.
 package grpcapi
 
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/fullstorydev/grpchan"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -65,6 +67,9 @@ type Deps struct {
 type Server struct {
 	*grpc.Server
 	Health *health.Server
+	// Channel reaches the same services through the same interceptors
+	// from this process, for the REST gateway.
+	Channel *Channel
 
 	endStreams context.CancelFunc
 }
@@ -131,7 +136,7 @@ func NewServer(d Deps) *Server {
 	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
 	if d.TracerProvider != nil {
 		// First, so a call's span covers the whole chain.
-		t := newServerTracing(d.TracerProvider, d.ClientIP)
+		t := newServerTracing(d.TracerProvider)
 		unary = append([]grpc.UnaryServerInterceptor{t.unary}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{t.stream}, stream...)
 	}
@@ -159,6 +164,24 @@ func NewServer(d Deps) *Server {
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recover))
 	stream = append(stream, recovery.StreamServerInterceptor(recover))
+	stream = append(stream,
+		// Innermost, so the access log and metrics see how it ended.
+		endOnShutdown(streamsEnded),
+	)
+	// The services are registered once, in a map, and from there with the
+	// network's server and with the in-process Channel: one set of
+	// handlers, one chain of interceptors, two transports.
+	services := grpchan.HandlerMap{}
+	flashsalev1.RegisterAuthServiceServer(services, &authServer{auth: d.Auth, log: d.Log})
+	flashsalev1.RegisterProductServiceServer(services, &productServer{products: d.Products, now: d.Now, log: d.Log})
+	sales := &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
+	sales.watch = newWatchHub(sales.saleStatus, d.WatchMaxStreams, d.WatchMaxStreamsPerIP, d.Log)
+	sales.watch.refused = refused
+	flashsalev1.RegisterFlashSaleServiceServer(services, sales)
+	flashsalev1.RegisterOrderServiceServer(services, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(services, hs)
+
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		// A Stop that cuts calls short still waits for their handlers, so
@@ -172,23 +195,12 @@ func NewServer(d Deps) *Server {
 		// of the server; with 64 a core the rush ran ~12 % faster.
 		grpc.NumStreamWorkers(uint32(64*runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(append(stream,
-			// Innermost, so the access log and metrics see how it ended.
-			endOnShutdown(streamsEnded),
-		)...),
+		grpc.ChainStreamInterceptor(stream...),
 	)
-	flashsalev1.RegisterAuthServiceServer(s, &authServer{auth: d.Auth, log: d.Log})
-	flashsalev1.RegisterProductServiceServer(s, &productServer{products: d.Products, now: d.Now, log: d.Log})
-	sales := &flashSaleServer{sales: d.Sales, service: d.SaleService, reconciler: d.Reconciler, now: d.Now, log: d.Log, ips: d.ClientIP}
-	sales.watch = newWatchHub(sales.saleStatus, d.WatchMaxStreams, d.WatchMaxStreamsPerIP, d.Log)
-	sales.watch.refused = refused
-	flashsalev1.RegisterFlashSaleServiceServer(s, sales)
-	flashsalev1.RegisterOrderServiceServer(s, &orderServer{orders: d.Orders, outcomes: outcomes, log: d.Log})
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(s, hs)
-	reflection.Register(s)
+	services.ForEach(s.RegisterService)
+	reflection.Register(s) // for grpcurl, over the network only
 	metrics.InitializeMetrics(s)
-	return &Server{Server: s, Health: hs, endStreams: endStreams}
+	return &Server{Server: s, Health: hs, Channel: newChannel(services, unary, stream), endStreams: endStreams}
 }
 
 // callTimeout bounds a unary call whose client set no deadline (calls

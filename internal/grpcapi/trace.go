@@ -33,19 +33,27 @@ const tracerName = "github.com/flashsale/flashsale/internal/grpcapi"
 type serverTracing struct {
 	tracer  trace.Tracer
 	decider telemetry.Decider
-	// gateway tells the calls of this process's REST gateway, whose HTTP
-	// edge decided already: without a traceparent such a call is unsampled.
-	gateway *ClientIP
 }
 
-func newServerTracing(tp trace.TracerProvider, gateway *ClientIP) *serverTracing {
-	return &serverTracing{tracer: tp.Tracer(tracerName), decider: telemetry.DeciderOf(tp), gateway: gateway}
+func newServerTracing(tp trace.TracerProvider) *serverTracing {
+	return &serverTracing{tracer: tp.Tracer(tracerName), decider: telemetry.DeciderOf(tp)}
 }
 
 // start decides whether the call is traced and, if so, starts its span.
 func (t *serverTracing) start(ctx context.Context, method string) (context.Context, trace.Span) {
 	if !strings.HasPrefix(method, "/flashsale.") {
 		return ctx, nil // health checks and reflection
+	}
+	if r := httpRequestOf(ctx); r != nil {
+		// A REST call: its HTTP edge decided, and its span (when sampled)
+		// is the parent.
+		parent := trace.SpanContextFromContext(r.Context())
+		if !parent.IsSampled() {
+			return ctx, nil
+		}
+		ctx = trace.ContextWithSpanContext(ctx, parent)
+		return t.tracer.Start(ctx, method[1:], trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(semconv.RPCSystemNameGRPC, semconv.RPCMethod(method[1:])))
 	}
 	var parent trace.SpanContext
 	if tp := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(tp) > 0 {
@@ -54,8 +62,6 @@ func (t *serverTracing) start(ctx context.Context, method string) (context.Conte
 			c["tracestate"] = ts[0]
 		}
 		parent = trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, c))
-	} else if t.gateway.fromGateway(ctx) {
-		return ctx, nil // the REST edge left it out
 	}
 	ctx, sampled := t.decider.Decide(ctx, parent)
 	if !sampled {
@@ -108,8 +114,6 @@ func serverFault(c codes.Code) bool {
 	return false
 }
 
-func anyError(c codes.Code) bool { return c != codes.OK }
-
 // endSpan records the call's status code and ends span.
 func endSpan(span trace.Span, err error, failed func(codes.Code) bool) {
 	st := status.Convert(err)
@@ -133,58 +137,6 @@ func canonicalCode(c codes.Code) string {
 		b.WriteRune(unicode.ToUpper(r))
 	}
 	return b.String()
-}
-
-// TraceDialOptions make the REST gateway's client of this server trace its
-// calls within a sampled trace, and send the trace context along, so that
-// the server's spans join the caller's trace; none when tp is nil. A call
-// in no sampled trace carries nothing: the server knows the gateway's
-// calls (ClientIP) and leaves them out, the HTTP edge having decided.
-func TraceDialOptions(tp trace.TracerProvider) []grpc.DialOption {
-	if tp == nil {
-		return nil
-	}
-	t := &clientTracing{tracer: tp.Tracer(tracerName)}
-	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(t.unary), grpc.WithChainStreamInterceptor(t.stream)}
-}
-
-type clientTracing struct{ tracer trace.Tracer }
-
-// start starts the call's client span in a sampled trace, and puts the
-// trace context in the outgoing metadata.
-func (t *clientTracing) start(ctx context.Context, method string) (context.Context, trace.Span) {
-	if !trace.SpanContextFromContext(ctx).IsSampled() {
-		return ctx, nil
-	}
-	ctx, span := t.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(semconv.RPCSystemNameGRPC, semconv.RPCMethod(strings.TrimPrefix(method, "/"))))
-	c := propagation.MapCarrier{}
-	telemetry.Propagator.Inject(ctx, c)
-	kv := make([]string, 0, 2*len(c))
-	for k, v := range c {
-		kv = append(kv, k, v)
-	}
-	return metadata.AppendToOutgoingContext(ctx, kv...), span
-}
-
-func (t *clientTracing) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, span := t.start(ctx, method)
-	err := invoker(ctx, method, req, reply, cc, opts...)
-	if span != nil {
-		endSpan(span, err, anyError)
-	}
-	return err
-}
-
-// stream traces a streaming call from its start to its opening: the
-// stream itself may last as long as the client watches.
-func (t *clientTracing) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	ctx, span := t.start(ctx, method)
-	s, err := streamer(ctx, desc, cc, method, opts...)
-	if span != nil {
-		endSpan(span, err, anyError)
-	}
-	return s, err
 }
 
 // traceOutcome records a PlaceOrder's outcome, and the order's id when

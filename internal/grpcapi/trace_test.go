@@ -27,7 +27,7 @@ func BenchmarkServerTracing(b *testing.B) {
 				b.Fatal(err)
 			}
 			tp := telemetry.NewProvider(sampler, sdktrace.WithSyncer(tracetest.NewNoopExporter()))
-			t := newServerTracing(tp, nil)
+			t := newServerTracing(tp)
 			ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(
 				"authorization", "Bearer x", "content-type", "application/grpc", "user-agent", "grpc-go/1.85.0"))
 			info := &grpc.UnaryServerInfo{FullMethod: "/flashsale.v1.OrderService/PlaceOrder"}

@@ -1,6 +1,7 @@
-// Package httpapi is the REST/JSON facade: the grpc-gateway mux dialling the
-// gRPC server (so REST passes the same interceptors), its error handler, and
-// the plain endpoints around it (/healthz, /readyz, /metrics, /openapi.json).
+// Package httpapi is the REST/JSON facade: the grpc-gateway mux calling the
+// gRPC services in process (grpcapi.Channel, so REST passes the same
+// interceptors as gRPC), its error handler, and the plain endpoints around
+// it (/healthz, /readyz, /metrics, /openapi.json).
 package httpapi
 
 import (
@@ -43,8 +44,11 @@ type Checker interface {
 
 // Deps is what the handler is built from.
 type Deps struct {
-	// Conn reaches the gRPC server; every /v1 call goes through it.
-	Conn  *grpc.ClientConn
+	// Conn reaches the gRPC services; every /v1 call goes through it. The
+	// server's grpcapi.Channel in production: the HTTP request then
+	// travels with each call (grpcapi.WithHTTPRequest), for the client's
+	// address and the trace.
+	Conn  grpc.ClientConnInterface
 	Ready map[string]Checker // name -> dependency, for /readyz
 	// Draining, when set and true, fails /readyz whatever the
 	// dependencies say: the server is shutting down.
@@ -55,14 +59,10 @@ type Deps struct {
 	UI http.Handler
 	// Pprof serves the runtime profiles under /debug/pprof/.
 	Pprof bool
-	// ClientIP derives each HTTP client's address (TRUSTED_PROXIES) and
-	// passes it to the gRPC server in metadata only this process can set;
-	// the gRPC server must be given the same one.
-	ClientIP *grpcapi.ClientIP
 	// TracerProvider, when set, traces every /v1 request, continuing the
 	// trace of a client that sends a W3C traceparent header; nil: no
-	// tracing middleware at all. Conn should then trace too
-	// (grpcapi.TraceDialOptions), so the gRPC spans join the request's.
+	// tracing middleware at all. The server's spans of a traced request
+	// are children of its span.
 	TracerProvider trace.TracerProvider
 	// Metrics, when set, gets flashsale_dependency_up: Ready pinged at
 	// every scrape, so an alert sees what /readyz would answer.
@@ -91,13 +91,21 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 					errorHandler(r.Context(), gw, m, w, r, err)
 					return
 				}
-				next(w, r, params)
+				next(w, r.WithContext(grpcapi.WithHTTPRequest(r.Context(), r)), params)
 			}
 		}),
 		runtime.WithStreamErrorHandler(streamErrorHandler),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
-		runtime.WithMetadata(d.ClientIP.GatewayMetadata),
+		// Of the HTTP headers only Authorization becomes metadata: the
+		// handlers read nothing else, and a Grpc-Metadata-* header could
+		// otherwise set what they do read.
+		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
+			if strings.EqualFold(h, "Authorization") {
+				return "authorization", true
+			}
+			return "", false
+		}),
 	)
 	if err := registerServices(ctx, gw, d.Conn); err != nil {
 		return nil, err
@@ -133,14 +141,14 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 }
 
 // registerServices puts the routes of the four services on mux.
-func registerServices(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		flashsalev1.RegisterAuthServiceHandler,
-		flashsalev1.RegisterProductServiceHandler,
-		flashsalev1.RegisterFlashSaleServiceHandler,
-		flashsalev1.RegisterOrderServiceHandler,
+func registerServices(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	for _, err := range []error{
+		flashsalev1.RegisterAuthServiceHandlerClient(ctx, mux, flashsalev1.NewAuthServiceClient(conn)),
+		flashsalev1.RegisterProductServiceHandlerClient(ctx, mux, flashsalev1.NewProductServiceClient(conn)),
+		flashsalev1.RegisterFlashSaleServiceHandlerClient(ctx, mux, flashsalev1.NewFlashSaleServiceClient(conn)),
+		flashsalev1.RegisterOrderServiceHandlerClient(ctx, mux, flashsalev1.NewOrderServiceClient(conn)),
 	} {
-		if err := register(ctx, mux, conn); err != nil {
+		if err != nil {
 			return fmt.Errorf("register gateway: %w", err)
 		}
 	}

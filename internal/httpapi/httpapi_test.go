@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/grpcapi"
@@ -37,24 +34,13 @@ func (noAuth) Authenticate(context.Context, string) (auth.Caller, error) {
 	return auth.Caller{}, auth.ErrUnauthenticated
 }
 
-// newGateway serves the REST facade over a real gRPC server (with no
-// stores) and returns its base URL.
+// newGateway serves the REST facade over a real gRPC server's in-process
+// channel (with no stores) and returns its base URL.
 func newGateway(t *testing.T) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	srv := grpcapi.NewServer(grpcapi.Deps{Auth: noAuth{}, Log: log, Metrics: prometheus.NewRegistry(), Now: time.Now})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	h, err := New(t.Context(), Deps{Conn: conn, Gatherer: prometheus.NewRegistry(), Log: log})
+	h, err := New(t.Context(), Deps{Conn: srv.Channel, Gatherer: prometheus.NewRegistry(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ type routeTable struct {
 	mux *runtime.ServeMux
 }
 
-func newRouteTable(ctx context.Context, conn *grpc.ClientConn) (routeTable, error) {
+func newRouteTable(ctx context.Context, conn grpc.ClientConnInterface) (routeTable, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMiddlewares(func(runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
