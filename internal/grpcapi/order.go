@@ -72,6 +72,9 @@ func outcome(err error) string {
 			return f.reason
 		}
 	}
+	if _, ok := err.(*AlreadyOrderedError); ok {
+		return ReasonAlreadyOrdered
+	}
 	st, _ := status.FromError(err)
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {

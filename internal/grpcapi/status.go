@@ -119,7 +119,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	// A winner's retry, answered as it comes from the order service. Its
 	// status names the order, so it is built for each call.
 	if already, ok := err.(*order.AlreadyOrderedError); ok {
-		return alreadyOrdered(already.OrderID)
+		return AlreadyOrdered(already.OrderID)
 	}
 	// A status is the client's answer already; one wrapped in a chain
 	// (status.FromError would put the chain in its message) is sent as it
@@ -140,7 +140,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var netErr net.Error // a dependency (Redis, PostgreSQL) that cannot be reached
 	switch {
 	case errors.As(err, &already):
-		return alreadyOrdered(already.OrderID)
+		return AlreadyOrdered(already.OrderID)
 	// Before ErrUnavailable, which may wrap these: a write whose outcome is
 	// unknown must not be answered "not written".
 	case errors.Is(err, order.ErrOutcomeUnknown):
@@ -231,8 +231,38 @@ func orderReason(r string, id uuid.UUID) *errdetails.ErrorInfo {
 	return info
 }
 
-func alreadyOrdered(id uuid.UUID) error {
-	return withDetails(codes.AlreadyExists, order.ErrAlreadyOrdered.Error(), orderReason(ReasonAlreadyOrdered, id))
+// AlreadyOrderedError is the ALREADY_ORDERED status of a winner who
+// orders again, naming the order they hold: a status error of its own type,
+// so that a transport can answer it from a template around the order id
+// (the REST facade does) instead of encoding the status each time.
+type AlreadyOrderedError struct {
+	OrderID uuid.UUID
+	st      *status.Status
+}
+
+// AlreadyOrdered is the ALREADY_ORDERED status naming order id.
+func AlreadyOrdered(id uuid.UUID) *AlreadyOrderedError {
+	st := status.New(codes.AlreadyExists, order.ErrAlreadyOrdered.Error())
+	if withInfo, err := st.WithDetails(orderReason(ReasonAlreadyOrdered, id)); err == nil {
+		st = withInfo
+	}
+	return &AlreadyOrderedError{OrderID: id, st: st}
+}
+
+func (e *AlreadyOrderedError) Error() string { return e.st.Err().Error() }
+
+// GRPCStatus is the status gRPC sends, with the ErrorInfo naming the order.
+func (e *AlreadyOrderedError) GRPCStatus() *status.Status { return e.st }
+
+// FixedStatuses are the refusals built once (SOLD_OUT, ALREADY_ORDERED
+// without an order, SALE_NOT_ACTIVE), as toStatus returns them: the very
+// same error values, so a transport can build its answer to each once too.
+func FixedStatuses() []error {
+	out := make([]error, len(fixedStatuses))
+	for i, f := range fixedStatuses {
+		out[i] = f.status
+	}
+	return out
 }
 
 // orderIDOf is the order an *order.OrderError in err's chain names, or uuid.Nil.

@@ -76,12 +76,18 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		return nil, err
 	}
 	var gw *runtime.ServeMux
+	var answers *canned
+	marshaler := &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}
 	gw = runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			if !answers.answer(ctx, m, w, err) {
+				errorHandler(ctx, mux, m, w, r, err)
+			}
 		}),
-		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler(routes)),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
@@ -107,6 +113,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 			return "", false
 		}),
 	)
+	answers = newCanned(gw, marshaler, errorHandler)
 	if err := registerServices(ctx, gw, d.Conn); err != nil {
 		return nil, err
 	}

@@ -43,8 +43,13 @@ func (tokenAuth) Authenticate(_ context.Context, token string) (auth.Caller, err
 	return auth.Caller{}, auth.ErrUnauthenticated
 }
 
-// panicProduct makes fakeOrders panic.
-var panicProduct = uuid.MustParse("0b5e6c1e-0000-4000-8000-0000000000ff")
+// Products fakeOrders treats apart: it panics on panicProduct, and
+// answers what its refuse map says.
+var (
+	panicProduct   = uuid.MustParse("0b5e6c1e-0000-4000-8000-0000000000ff")
+	soldOutProduct = uuid.MustParse("0b5e6c1e-0000-4000-8000-0000000000fe")
+	heldProduct    = uuid.MustParse("0b5e6c1e-0000-4000-8000-0000000000fd")
+)
 
 // fakeOrders queues every order, and remembers whether each call had a
 // deadline.
@@ -52,11 +57,15 @@ type fakeOrders struct {
 	mu          sync.Mutex
 	calls       int
 	noDeadlines int
+	refuse      map[uuid.UUID]error
 }
 
 func (f *fakeOrders) Place(ctx context.Context, userID, productID uuid.UUID) (order.Order, error) {
 	if productID == panicProduct {
 		panic("fake orders: asked to panic")
+	}
+	if err := f.refuse[productID]; err != nil {
+		return order.Order{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
