@@ -406,3 +406,24 @@ func (p *cutProxy) cut(down bool) {
 		}
 	}
 }
+
+// noShared are shared buckets that are never reached: take makes no
+// Redis call, Run does.
+type noShared struct{}
+
+func (noShared) TakeMany(context.Context, []redis.Take) []redis.Balance {
+	panic("the hot path reached Redis")
+}
+
+// BenchmarkIPBucketsTake: a call's check against shared buckets, from
+// many addresses at once; no Redis on the way.
+func BenchmarkIPBucketsTake(b *testing.B) {
+	ips := NewIPBuckets(1<<30, 1e9, &IPSharing{Buckets: noShared{}, Every: time.Hour})
+	b.RunParallel(func(pb *testing.PB) {
+		var i int
+		for pb.Next() {
+			ips.take(fmt.Sprintf("10.0.%d.%d", i>>8&255, i&255), time.Now())
+			i++
+		}
+	})
+}
