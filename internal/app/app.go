@@ -53,8 +53,8 @@ const (
 //
 //	New:  tracing (OTEL_*), listeners, PostgreSQL store, Redis client, the
 //	      order path (its batcher's goroutines), the servers
-//	Run:  user directory, reconcile loop, Redis watcher, queue workers,
-//	      gRPC server, HTTP server
+//	Run:  user directory, per-IP limit reports, reconcile loop, Redis
+//	      watcher, queue workers, gRPC server, HTTP server
 //
 // On shutdown the servers drain first (see Run), then the background
 // goroutines stop, newest first, then Close flushes the batcher, closes
@@ -95,6 +95,9 @@ type App struct {
 	http             *http.Server
 	// draining is set once shutdown begins: /readyz fails from then on.
 	draining atomic.Bool
+	// ipLimits are the per-IP buckets when shared through Redis; Run
+	// reports to Redis what they let through.
+	ipLimits *grpcapi.IPBuckets
 
 	// tasks are the goroutines Run started, in order.
 	tasks []task
@@ -294,10 +297,20 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 			AuthIPCapacity: a.cfg.RLAuthIPCapacity, AuthIPRefill: a.cfg.RLAuthIPRefill,
 		}
 		// The per-user order bucket, the sign-in buckets per IP and the
-		// login backoff live in Redis, shared by every process; direct mode
-		// uses no Redis: its sign-in buckets are per process, and it has no
-		// per-user bucket or backoff.
+		// login backoff live in Redis, shared by every process, and the
+		// per-IP buckets are reported there (grpcapi.IPBuckets); direct
+		// mode uses no Redis: its per-IP and sign-in buckets are per
+		// process, and it has no per-user bucket or backoff. The global
+		// bucket is per process in every mode: it sheds one process's load.
 		if a.redis != nil {
+			shared, err := redis.NewLimiter(a.redis, "ip", a.cfg.RLIPCapacity, a.cfg.RLIPRefill)
+			if err != nil {
+				return fmt.Errorf("rate limits: %w", err)
+			}
+			a.ipLimits = grpcapi.NewIPBuckets(a.cfg.RLIPCapacity, a.cfg.RLIPRefill,
+				&grpcapi.IPSharing{Buckets: shared, Every: a.cfg.RLIPSync(), Log: a.log})
+			a.metrics.MustRegister(a.ipLimits.Collectors()...)
+			limits.IP = a.ipLimits
 			perUser, err := redis.NewUserLimiter(a.redis, a.cfg.RLUserOrderCapacity, a.cfg.RLUserOrderRefill)
 			if err != nil {
 				return fmt.Errorf("rate limits: %w", err)

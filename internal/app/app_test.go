@@ -171,13 +171,14 @@ func ownGoroutines() []string {
 // queue workers, the batcher, the servers and their handlers were all
 // stopped and waited for. (The store's own lookup batcher, which closing
 // the store stops, is the one exception.) Each task here is slow to end,
-// so one that is stopped but not waited for is still running.
+// so one that is stopped but not waited for is still running. Rate limits
+// are on, so the per-IP limit reports to Redis (sync and queue modes).
 func TestRunJoinsEveryGoroutine(t *testing.T) {
 	for _, mode := range []string{"direct", "sync", "queue"} {
 		t.Run(mode, func(t *testing.T) {
 			var mu sync.Mutex
 			var ended, left []string
-			r := start(t, testConfig(t, map[string]string{"ORDER_MODE": mode, "ORDERS_WORKER_CONCURRENCY": "2"}), func(a *app.App) {
+			r := start(t, testConfig(t, map[string]string{"ORDER_MODE": mode, "ORDERS_WORKER_CONCURRENCY": "2", "RL_DISABLED": "false"}), func(a *app.App) {
 				app.OnTaskEnded(a, func(name string) {
 					time.Sleep(100 * time.Millisecond)
 					mu.Lock()
@@ -202,10 +203,10 @@ func TestRunJoinsEveryGoroutine(t *testing.T) {
 			if len(left) > 0 {
 				t.Errorf("%d goroutines still running as the store closed:\n\n%s", len(left), strings.Join(left, "\n\n"))
 			}
-			want := []string{"order workers", "redis watcher", "reconcile loop", "user directory"}
+			want := []string{"order workers", "redis watcher", "reconcile loop", "ip limit sync", "user directory"}
 			switch mode {
 			case "direct":
-				want = want[3:]
+				want = want[4:]
 			case "sync":
 				want = want[1:]
 			}

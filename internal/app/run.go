@@ -54,7 +54,8 @@ func (a *App) stopTasks() {
 // Run runs the App until ctx ends, then stops everything it started, in the
 // reverse order, waits for each goroutine, and closes the App.
 //
-// serve (New): the user directory, the reconcile loop and the Redis
+// serve (New): the user directory, the per-IP limit's reports to Redis
+// (sync and queue modes, rate limits on), the reconcile loop and the Redis
 // watcher (sync and queue modes), ORDERS_WORKER_CONCURRENCY queue workers,
 // then the gRPC and HTTP servers. When ctx ends (SIGTERM) the servers drain
 // first: /readyz and gRPC health fail at once, and they go on serving for
@@ -74,6 +75,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	switch a.role {
 	case roleServe:
 		a.start(base, "user directory", func(ctx context.Context) { a.store.FollowUsers(ctx, a.log) })
+		if a.ipLimits != nil {
+			a.start(base, "ip limit sync", a.ipLimits.Run)
+		}
 		if a.gate != nil {
 			a.start(base, "reconcile loop", a.reconcileLoop)
 		}

@@ -38,6 +38,12 @@ const DefaultHashWait = time.Second
 // 5 GB. Each hash is weighed by the memory it allocates, so checking a
 // stored hash with larger parameters takes more of the budget (at most all
 // of it).
+//
+// The budget is per process on purpose, unlike the per-IP and sign-in
+// limits: it is the memory and the cores of the box the hashes run on, and
+// a count shared by the fleet would let them pile onto one box or hold
+// back an idle one. What keeps a fleet from being made to hash too much is
+// shared: the sign-in buckets per IP and the login backoff.
 type Hasher struct {
 	sem    *semaphore.Weighted
 	budget int64 // KiB

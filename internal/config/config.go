@@ -108,11 +108,16 @@ type Config struct {
 
 	// Rate limits are token buckets: a capacity (burst) and a refill rate
 	// in tokens per second.
-	RLDisabled          bool    `env:"RL_DISABLED"`
-	RLGlobalCapacity    int     `env:"RL_GLOBAL_CAPACITY" envDefault:"5000"`
-	RLGlobalRefill      float64 `env:"RL_GLOBAL_REFILL" envDefault:"2000"`
-	RLIPCapacity        int     `env:"RL_IP_CAPACITY" envDefault:"200"`
-	RLIPRefill          float64 `env:"RL_IP_REFILL" envDefault:"50"`
+	RLDisabled       bool    `env:"RL_DISABLED"`
+	RLGlobalCapacity int     `env:"RL_GLOBAL_CAPACITY" envDefault:"5000"`
+	RLGlobalRefill   float64 `env:"RL_GLOBAL_REFILL" envDefault:"2000"`
+	RLIPCapacity     int     `env:"RL_IP_CAPACITY" envDefault:"200"`
+	RLIPRefill       float64 `env:"RL_IP_REFILL" envDefault:"50"`
+	// RLIPSyncMS is how often each process reports the calls it let
+	// through per client IP to the per-IP buckets in Redis, which the
+	// fleet shares (sync and queue modes); the fleet may let an IP past its
+	// bucket by what the processes let through in one interval.
+	RLIPSyncMS          int     `env:"RL_IP_SYNC_MS" envDefault:"200"`
 	RLUserOrderCapacity int     `env:"RL_USER_ORDER_CAPACITY" envDefault:"5"`
 	RLUserOrderRefill   float64 `env:"RL_USER_ORDER_REFILL" envDefault:"1"`
 	// RLAuthIP* is the bucket per client IP for Register and Login
@@ -271,6 +276,8 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	positiveRate("RL_GLOBAL_REFILL", c.RLGlobalRefill)
 	atLeast("RL_IP_CAPACITY", c.RLIPCapacity, 1)
 	positiveRate("RL_IP_REFILL", c.RLIPRefill)
+	check("RL_IP_SYNC_MS", c.RLIPSyncMS >= 10 && c.RLIPSyncMS <= 5000,
+		"RL_IP_SYNC_MS=%d must be from 10 to 5000", c.RLIPSyncMS)
 	atLeast("RL_USER_ORDER_CAPACITY", c.RLUserOrderCapacity, 1)
 	positiveRate("RL_USER_ORDER_REFILL", c.RLUserOrderRefill)
 	atLeast("RL_AUTH_IP_CAPACITY", c.RLAuthIPCapacity, 1)
@@ -402,6 +409,11 @@ func (c Config) ReconcileInterval() time.Duration {
 	return time.Duration(c.ReconcileIntervalSeconds) * time.Second
 }
 
+// RLIPSync is how often the per-IP buckets are reported to Redis.
+func (c Config) RLIPSync() time.Duration {
+	return time.Duration(c.RLIPSyncMS) * time.Millisecond
+}
+
 // RLLoginBackoffMax is the longest delay between logins to one account.
 func (c Config) RLLoginBackoffMax() time.Duration {
 	return time.Duration(c.RLLoginBackoffMaxSeconds) * time.Second
@@ -484,6 +496,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("orders_queue_min_replicas", c.OrdersQueueMinReplicasSetting),
 		slog.Duration("orders_queue_replica_timeout", c.OrdersQueueReplicaTimeout()),
 		slog.Bool("rl_disabled", c.RLDisabled),
+		slog.Duration("rl_ip_sync", c.RLIPSync()),
 		slog.String("trusted_proxies", c.TrustedProxiesSetting),
 		slog.Int("watch_max_streams", c.WatchMaxStreams),
 		slog.Int("watch_max_streams_per_ip", c.WatchMaxStreamsPerIP),

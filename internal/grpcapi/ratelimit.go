@@ -38,14 +38,19 @@ type LoginBackoff interface {
 	Succeeded(ctx context.Context, account string) error
 }
 
-// Limits are the token buckets in front of the API. Global and per-IP
-// buckets live in this process; the per-user order bucket, the sign-in
+// Limits are the token buckets in front of the API. The global bucket
+// lives in this process: it sheds the load one process can take, so N
+// processes take N times as much. The per-IP buckets hold across the fleet
+// when IP is shared (IPBuckets); the per-user order bucket, the sign-in
 // buckets and the login backoff are shared through Redis when it is there.
 type Limits struct {
 	GlobalCapacity int
 	GlobalRefill   float64 // tokens per second
 	IPCapacity     int
 	IPRefill       float64
+	// IP, when set, are the per-IP buckets (of IPCapacity and IPRefill),
+	// shared or not; nil: buckets of this process's own.
+	IP *IPBuckets
 	// Users limits PlaceOrder attempts per user; nil for none.
 	Users UserLimiter
 	// AuthIPCapacity and AuthIPRefill are a second, stricter bucket per
@@ -62,7 +67,7 @@ type Limits struct {
 
 type limiter struct {
 	global *rate.Limiter
-	perIP  *buckets
+	perIP  *IPBuckets
 	authIP *buckets // nil: no sign-in limit
 	limits Limits
 	ips    *ClientIP
@@ -78,12 +83,15 @@ const ipTableSize = 100_000
 func newLimiter(l Limits, ips *ClientIP, log *slog.Logger, refused *refusals) *limiter {
 	lim := &limiter{
 		global: rate.NewLimiter(rate.Limit(l.GlobalRefill), l.GlobalCapacity),
-		perIP:  newBuckets(ipTableSize, l.IPCapacity, l.IPRefill),
+		perIP:  l.IP,
 		limits: l,
 		ips:    ips,
 		log:    log,
 
 		refused: refused,
+	}
+	if lim.perIP == nil {
+		lim.perIP = NewIPBuckets(l.IPCapacity, l.IPRefill, nil)
 	}
 	if l.AuthIPCapacity > 0 {
 		lim.authIP = newBuckets(ipTableSize, l.AuthIPCapacity, l.AuthIPRefill)
@@ -104,7 +112,7 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 		return nil, toStatus(ctx, l.log, err)
 	}
 	ip := limitKey(l.ips.fromContext(ctx))
-	if err := l.take(l.perIP.get(ip), now, "ip"); err != nil {
+	if err := l.takeIP(ip, now); err != nil {
 		return nil, toStatus(ctx, l.log, err)
 	}
 	switch info.FullMethod {
@@ -141,7 +149,7 @@ func (l *limiter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 		if err := l.take(l.global, now, "global"); err != nil {
 			return toStatus(ctx, l.log, err)
 		}
-		if err := l.take(l.perIP.get(limitKey(l.ips.fromContext(ctx))), now, "ip"); err != nil {
+		if err := l.takeIP(limitKey(l.ips.fromContext(ctx)), now); err != nil {
 			return toStatus(ctx, l.log, err)
 		}
 	}
@@ -199,6 +207,14 @@ func (l *limiter) login(ctx context.Context, req any, handler grpc.UnaryHandler)
 func accountKey(email string) string {
 	sum := sha256.Sum256([]byte(auth.NormalizeEmail(email)))
 	return hex.EncodeToString(sum[:16])
+}
+
+// takeIP takes a token from the bucket of the client address ip.
+func (l *limiter) takeIP(ip string, now time.Time) error {
+	if ok, wait := l.perIP.take(ip, now); !ok {
+		return l.refuse("ip", wait)
+	}
+	return nil
 }
 
 func (l *limiter) take(b *rate.Limiter, now time.Time, scope string) error {
@@ -261,47 +277,54 @@ func (r *refusals) inc(scope string) {
 	}
 }
 
-// buckets is a table of token buckets by key (a client address), bounded
-// and O(1) per lookup: an expirable LRU holds at most size buckets, drops
-// the least recently used one to make room, and forgets a key unseen for
-// its ttl, by which time its bucket would have refilled anyway.
+// table holds a value by key (a client address), bounded and O(1) per
+// lookup: an expirable LRU holds at most size values, drops the least
+// recently used one to make room, and forgets a key unseen for its ttl.
 //
 // (golang-lru's expirable LRU runs one goroutine per table, which it never
 // stops; a limiter lives as long as its server, so that is one goroutine
 // for the life of the process.)
-type buckets struct {
-	capacity int
-	refill   rate.Limit
+type table[V any] struct {
+	fresh func(key string) V // a new key's value
 
 	mu  sync.Mutex // makes get's lookup-or-create one step
-	lru *expirable.LRU[string, *rate.Limiter]
+	lru *expirable.LRU[string, V]
 }
 
-func newBuckets(size, capacity int, refill float64) *buckets {
-	// A bucket idle this long is full again, so forgetting it changes
-	// nothing; at least a minute so that a refill of many tokens a second
-	// does not make the table churn.
-	ttl := max(time.Minute, time.Duration(float64(capacity)/refill*float64(time.Second)))
-	return &buckets{
-		capacity: capacity,
-		refill:   rate.Limit(refill),
-		lru:      expirable.NewLRU[string, *rate.Limiter](size, nil, ttl),
-	}
+func newTable[V any](size int, ttl time.Duration, fresh func(key string) V) *table[V] {
+	return &table[V]{fresh: fresh, lru: expirable.NewLRU[string, V](size, nil, ttl)}
 }
 
-// get is key's bucket, a full one for a key not seen within the ttl.
-func (b *buckets) get(key string) *rate.Limiter {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	l, ok := b.lru.Get(key)
+// get is key's value, a fresh one for a key not seen within the ttl.
+func (t *table[V]) get(key string) V {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.lru.Get(key)
 	if !ok {
-		l = rate.NewLimiter(b.refill, b.capacity)
+		v = t.fresh(key)
 	}
 	// Add again even when found: the expirable LRU counts its ttl from the
 	// last Add, and a key in use must not be dropped with an empty bucket
 	// only to come back with a full one.
-	b.lru.Add(key, l)
-	return l
+	t.lru.Add(key, v)
+	return v
 }
 
-func (b *buckets) len() int { return b.lru.Len() }
+func (t *table[V]) len() int { return t.lru.Len() }
+
+// bucketTTL is how long a table of buckets keeps a key unseen: by then
+// its bucket would be full again, so forgetting it changes nothing; at
+// least a minute so that a refill of many tokens a second does not make
+// the table churn.
+func bucketTTL(capacity int, refill float64) time.Duration {
+	return max(time.Minute, time.Duration(float64(capacity)/refill*float64(time.Second)))
+}
+
+// buckets is a table of token buckets by key (a client address).
+type buckets = table[*rate.Limiter]
+
+func newBuckets(size, capacity int, refill float64) *buckets {
+	return newTable(size, bucketTTL(capacity, refill), func(string) *rate.Limiter {
+		return rate.NewLimiter(rate.Limit(refill), capacity)
+	})
+}

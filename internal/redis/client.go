@@ -18,7 +18,7 @@
 //	<prefix>:{p:<id>}:s:<sale>:rejected   hash: user id -> rejected order id
 //	<prefix>:streams                      set of the stream keys workers read
 //	<prefix>:rl:<user id>                 hash: the user's token bucket
-//	<prefix>:rl:<name>:<key>              hash: a Limiter's token bucket (signin-ip:<client IP>)
+//	<prefix>:rl:<name>:<key>              hash: a Limiter's token bucket (ip:<client IP>, signin-ip:<client IP>)
 //	<prefix>:login:<account>              hash: a LoginBackoff's attempts and delay for one account
 //	<prefix>:cache:<key>                  read-through cache entries; the catalog's are catalog:p:<product>,
 //	                                      catalog:s:<sale>, catalog:ps:<product> (its sales) and

@@ -74,6 +74,7 @@ func TestCluster(t *testing.T) {
 		{"CacheInvalidate", TestCacheInvalidate},
 		{"CacheConcurrent", TestCacheConcurrent},
 		{"Catalog", TestCatalog},
+		{"LimiterTakeMany", TestLimiterTakeMany},
 		{"ProductsOnEveryMaster", testProductsOnEveryMaster},
 		{"ConfirmedAdmissions", testConfirmedAdmissions},
 	} {

@@ -82,6 +82,83 @@ func (l *Limiter) take(ctx context.Context, key string) (bool, time.Duration, er
 	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
 }
 
+// takeManyScript takes n tokens from a bucket of limitScript's layout, on
+// Redis's clock, even when it holds fewer: KEYS bucket; ARGV capacity,
+// refill per second, n. The n calls were already let through by a process
+// that checks its own bucket first and reports them later (grpcapi's
+// per-IP buckets), so a bucket they overdraw goes into debt, and the
+// processes refuse the key until it has refilled past it. It returns
+// {tokens left in thousandths (negative: debt), microseconds until the
+// bucket holds a whole token (0: it does)}. The bucket expires once it
+// would be full again anyway.
+var takeManyScript = rueidis.NewLuaScript(`
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1]) or cap
+local ts = tonumber(b[2]) or now
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(cap, tokens + elapsed * rate / 1000000) - n
+local wait = 0
+if tokens < 1 then
+  wait = math.ceil((1 - tokens) * 1000000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / rate * 1000) + 1000)
+return {math.floor(tokens * 1000), wait}
+`)
+
+// Take is N calls, already let through, to take from Key's bucket.
+type Take struct {
+	Key string
+	N   int64
+}
+
+// Balance is a bucket after a Take: the Tokens left, negative when the
+// take overdrew it, and the Wait until it holds a whole token again (0: it
+// does now). Err, when not nil, says the take failed and the rest is
+// unknown.
+type Balance struct {
+	Tokens float64
+	Wait   time.Duration
+	Err    error
+}
+
+// TakeMany takes from the buckets of several keys in one pipeline (on a
+// cluster, one per master), each take in full even when it overdraws the
+// bucket, which then stays empty until it has refilled past the debt. It
+// is for calls let through before they were counted here; Allow is for a
+// call that waits for the answer.
+func (l *Limiter) TakeMany(ctx context.Context, takes []Take) []Balance {
+	execs := make([]rueidis.LuaExec, len(takes))
+	for i, t := range takes {
+		execs[i] = rueidis.LuaExec{
+			Keys: []string{l.prefix + t.Key},
+			Args: []string{l.capacity, l.perSecond, strconv.FormatInt(t.N, 10)},
+		}
+	}
+	out := make([]Balance, len(takes))
+	if len(execs) == 0 {
+		return out
+	}
+	for i, r := range takeManyScript.ExecMulti(ctx, l.c.rc, execs...) {
+		res, err := r.AsIntSlice()
+		switch {
+		case err != nil:
+			out[i].Err = fmt.Errorf("limiter: %w", err)
+		case len(res) != 2:
+			out[i].Err = fmt.Errorf("limiter: unexpected script result %v", res)
+		default:
+			out[i] = Balance{Tokens: float64(res[0]) / 1000, Wait: time.Duration(res[1]) * time.Microsecond}
+		}
+	}
+	return out
+}
+
 // UserLimiter limits each user's order attempts across every process: a
 // token bucket per user in Redis (<prefix>:rl:<user id>) holding up to
 // capacity attempts, refilled at perSecond.

@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -156,5 +157,40 @@ func TestNewLoginBackoffInvalid(t *testing.T) {
 	}
 	if _, err := redis.NewLoginBackoff(nil, 5, time.Millisecond); err == nil {
 		t.Error("NewLoginBackoff(1ms longest) error = nil")
+	}
+}
+
+// TestLimiterTakeMany: one pipeline takes from many buckets, each in full:
+// a take that overdraws a bucket leaves it in debt, which Allow, sharing
+// the bucket, then refuses until it has refilled past.
+func TestLimiterTakeMany(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	l, err := redis.NewLimiter(c, "ip", 5, 0.01) // no refill to speak of during the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Many keys, so that on a cluster they fall on every master.
+	var takes []redis.Take
+	for i := range 50 {
+		takes = append(takes, redis.Take{Key: fmt.Sprintf("192.0.2.%d", i), N: 3})
+	}
+	for i, b := range l.TakeMany(t.Context(), takes) {
+		if b.Err != nil || b.Wait != 0 || b.Tokens < 1.99 || b.Tokens > 2.01 {
+			t.Fatalf("take 3 of 5 from %s = %+v, want about 2 left, no wait", takes[i].Key, b)
+		}
+	}
+	got := l.TakeMany(t.Context(), []redis.Take{{Key: "192.0.2.0", N: 4}, {Key: "192.0.2.1", N: 1}})
+	if b := got[0]; b.Err != nil || b.Tokens > -1.99 || b.Tokens < -2.01 || b.Wait < 299*time.Second || b.Wait > 301*time.Second {
+		t.Errorf("take 4 of 2 = %+v, want about 2 in debt and a wait of 300s (3 tokens at 0.01/s)", b)
+	}
+	if b := got[1]; b.Err != nil || b.Tokens < 0.99 || b.Tokens > 1.01 || b.Wait != 0 {
+		t.Errorf("take 1 of 2 from another key = %+v, want about 1 left, no wait", b)
+	}
+	if ok, wait, err := l.Allow(t.Context(), "192.0.2.0"); err != nil || ok || wait < 299*time.Second {
+		t.Errorf("Allow on the bucket in debt = %v, %v, %v; want refused for about 300s", ok, wait, err)
+	}
+	if got := l.TakeMany(t.Context(), nil); len(got) != 0 {
+		t.Errorf("TakeMany(nil) = %v, want none", got)
 	}
 }
