@@ -77,10 +77,10 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	}
 	var gw *runtime.ServeMux
 	var answers *canned
-	marshaler := &runtime.JSONPb{
+	marshaler := jsonMarshaler{&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-	}
+	}}
 	gw = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
