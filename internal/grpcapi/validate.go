@@ -17,9 +17,47 @@ import (
 // field path. Every handler calls it before reading its request, so that a
 // new field is covered without anyone remembering to.
 func checkText(req proto.Message) error {
+	m := req.ProtoReflect()
+	if textFit(m) {
+		return nil // the common case, found without building a field path
+	}
 	var fe fieldErrors
-	checkTextIn(&fe, "", req.ProtoReflect())
+	checkTextIn(&fe, "", m)
 	return fe.err()
+}
+
+// textFit reports whether every string in m, at any depth, is fit for a
+// text column.
+func textFit(m protoreflect.Message) bool {
+	fit := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && fit; i++ {
+				fit = valueFit(fd, l.Get(i))
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				fit = (fd.MapKey().Kind() != protoreflect.StringKind || textProblem(k.String()) == "") && valueFit(fd.MapValue(), mv)
+				return fit
+			})
+		default:
+			fit = valueFit(fd, v)
+		}
+		return fit
+	})
+	return fit
+}
+
+func valueFit(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return textProblem(v.String()) == ""
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return textFit(v.Message())
+	}
+	return true
 }
 
 func checkTextIn(fe *fieldErrors, prefix string, m protoreflect.Message) {
