@@ -49,11 +49,15 @@ render() {
 		bin/flashload render --dir "$out" --charts "$(dirname "$doc")"
 		cat "$notes"
 		for mode in direct sync queue; do
-			[[ -s $out/$mode/rush-profile.txt ]] || continue
-			printf '\n### CPU profile of the server under the rush, %s mode\n\n' "$mode"
-			printf 'Cumulative time of the frames that matter, over 5 s of the rush (`go tool pprof -top -cum`).\n\n```\n'
-			cat "$out/$mode/rush-profile.txt"
-			printf '```\n'
+			for transport in grpc rest; do
+				suffix=
+				[[ $transport == grpc ]] || suffix=-$transport
+				[[ -s $out/$mode/rush$suffix-profile.txt ]] || continue
+				printf '\n### CPU profile of the server under the rush over %s, %s mode\n\n' "$transport" "$mode"
+				printf 'Cumulative time of the frames that matter, over 5 s of the rush (`go tool pprof -top -cum`).\n\n```\n'
+				cat "$out/$mode/rush$suffix-profile.txt"
+				printf '```\n'
+			done
 		done
 	} >"$doc"
 }
@@ -200,20 +204,24 @@ for mode in $modes; do
 		stop_server
 		continue
 	fi
-	# Where the time goes: a CPU profile of the server under the rush.
-	log "mode $mode: CPU profile under a rush"
-	mkdir -p "$out/$mode/profile"
-	bin/flashload "${common[@]}" "${rush[@]}" --duration 10s --transport grpc \
-		--name rush-profile --ceiling 0 --progress 0 --out "$out/$mode/profile/rush.json" >/dev/null &
-	load_pid=$!
-	sleep 3
-	curl -fsS -o "$out/$mode/rush.pprof" "http://$http_addr/debug/pprof/profile?seconds=5" || true
-	wait "$load_pid" || failed=1
-	if [[ -s $out/$mode/rush.pprof ]]; then
-		go tool pprof -top -cum -nodecount=400 bin/flashsale "$out/$mode/rush.pprof" 2>/dev/null |
-			awk 'n < 45 && (NR <= 6 || /flashsale\/internal|jackc|rueidis|golang-jwt|encoding\/json|syscall.Syscall$|runtime.mallocgc$|runtime.gcBgMarkWorker$|logging.UnaryServer|ServerMetrics/) { print; n++ }' \
-			>"$out/$mode/rush-profile.txt" || true
-	fi
+	# Where the time goes: a CPU profile of the server under the rush, over each transport.
+	for transport in grpc rest; do
+		suffix=
+		[[ $transport == grpc ]] || suffix=-$transport
+		log "mode $mode: CPU profile under a rush over $transport"
+		mkdir -p "$out/$mode/profile"
+		bin/flashload "${common[@]}" "${rush[@]}" --duration 10s --transport "$transport" \
+			--name rush-profile --ceiling 0 --progress 0 --out "$out/$mode/profile/rush$suffix.json" >/dev/null &
+		load_pid=$!
+		sleep 3
+		curl -fsS -o "$out/$mode/rush$suffix.pprof" "http://$http_addr/debug/pprof/profile?seconds=5" || true
+		wait "$load_pid" || failed=1
+		if [[ -s $out/$mode/rush$suffix.pprof ]]; then
+			go tool pprof -top -cum -nodecount=400 bin/flashsale "$out/$mode/rush$suffix.pprof" 2>/dev/null |
+				awk 'n < 45 && (NR <= 6 || /flashsale\/internal|flashsale\/gen|grpc-gateway|net\/http\.\(\*conn\)|protojson|jackc|rueidis|golang-jwt|encoding\/json|syscall.Syscall$|runtime.mallocgc$|runtime.gcBgMarkWorker$|logging.UnaryServer|ServerMetrics/) { print; n++ }' \
+				>"$out/$mode/rush$suffix-profile.txt" || true
+		fi
+	done
 	stop_server
 done
 

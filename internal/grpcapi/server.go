@@ -48,7 +48,7 @@ type Deps struct {
 	// WatchSaleStatus (the order service).
 	SaleService SaleService
 	// ClientIP says who is calling, for per-IP limits; nil trusts no
-	// proxy and no gateway (every REST call then counts as loopback's).
+	// proxy (every REST call then counts as its TCP peer's).
 	ClientIP *ClientIP
 	// WatchMaxStreams and WatchMaxStreamsPerIP cap the open
 	// WatchSaleStatus streams in all and per client address (0: the
