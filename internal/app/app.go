@@ -285,7 +285,8 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Auth: users, Products: a.catalog, Sales: a.catalog, SaleService: a.orders, Orders: a.orders,
 		Now: a.now, Log: a.log, Metrics: a.metrics, ClientIP: clientIP,
 		WatchMaxStreams: a.cfg.WatchMaxStreams, WatchMaxStreamsPerIP: a.cfg.WatchMaxStreamsPerIP,
-		TracerProvider: a.tp,
+		AccessLogPerSecond: a.cfg.LogAccessPerSecond,
+		TracerProvider:     a.tp,
 	}
 	if a.gate != nil {
 		deps.Reconciler = a.orders

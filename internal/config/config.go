@@ -59,6 +59,11 @@ type Config struct {
 	GRPCAddr       string `env:"GRPC_ADDR" envDefault:":9090"`
 	// LogLevel is one of debug, info, warn, error; Load lower-cases it.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// LogAccessPerSecond bounds the access log (and the HTTP server's
+	// error log) to this many lines a second per process; the lines over
+	// it are counted in a summary line. Failures (Internal, a dependency
+	// down, panics) are logged whatever it says. 0: a line for every call.
+	LogAccessPerSecond int `env:"LOG_ACCESS_PER_SECOND" envDefault:"20"`
 
 	// JWTSecret signs access tokens; at least MinJWTSecretLength bytes.
 	JWTSecret       string `env:"AUTH_JWT_SECRET"`
@@ -214,6 +219,8 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
 	_, levelOK := logLevels[c.LogLevel]
 	check("LOG_LEVEL", levelOK, "LOG_LEVEL=%q must be one of debug, info, warn, error", c.LogLevel)
+	check("LOG_ACCESS_PER_SECOND", c.LogAccessPerSecond >= 0,
+		"LOG_ACCESS_PER_SECOND=%d must be at least 0 (0: log every call)", c.LogAccessPerSecond)
 
 	switch {
 	case c.JWTSecret == "" && c.DevMode:
@@ -470,6 +477,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("grpc_addr", c.GRPCAddr),
 		slog.String("log_level", c.LogLevel),
+		slog.Int("log_access_per_second", c.LogAccessPerSecond),
 		slog.Bool("generated_secret", c.GeneratedSecret),
 		slog.Duration("token_ttl", c.TokenTTL()),
 		slog.Int("auth_hash_concurrency", c.AuthHashConcurrency),
