@@ -336,6 +336,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		UI:       web.Handler(),
 		ClientIP: clientIP,
 
+		LogPerSecond:   a.cfg.LogAccessPerSecond,
 		TracerProvider: a.tp,
 	})
 	if err != nil {
@@ -347,7 +348,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpapi.ErrorLog(a.log, a.cfg.LogAccessPerSecond),
 	}
 	return nil
 }
