@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
@@ -249,6 +248,10 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		}
 		a.httpLis = lis
 	}
+	gatewayCreds, err := a.listenTLS()
+	if err != nil {
+		return err
+	}
 	if a.cfg.GeneratedSecret {
 		a.log.Warn("FLASHSALE_DEV=true and no AUTH_JWT_SECRET: using a random secret; tokens die with this process")
 	}
@@ -321,7 +324,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 	// The gateway reaches the gRPC server over loopback, so REST calls pass
 	// the same interceptors as gRPC ones.
 	a.gateway, err = grpc.NewClient(loopback(a.grpcLis.Addr()),
-		append(grpcapi.TraceDialOptions(a.tp), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		append(grpcapi.TraceDialOptions(a.tp), grpc.WithTransportCredentials(gatewayCreds))...)
 	if err != nil {
 		return fmt.Errorf("gateway dial: %w", err)
 	}

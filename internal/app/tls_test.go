@@ -1,0 +1,311 @@
+package app_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
+	"github.com/flashsale/flashsale/internal/app"
+	"github.com/flashsale/flashsale/internal/config"
+)
+
+// pki is a CA made at test time, and the certificates it issues, written
+// as PEM files in dir.
+type pki struct {
+	dir    string
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	caFile string
+	pool   *x509.CertPool
+	serial int64
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	p := &pki{dir: t.TempDir()}
+	p.cert, p.key, p.caFile, _ = p.issue(t, "ca", nil, true, nil)
+	p.pool = x509.NewCertPool()
+	p.pool.AddCert(p.cert)
+	return p
+}
+
+// issue makes a certificate for 127.0.0.1 and localhost with the extended
+// key usages given (a CA's when isCA), signed by signer's CA or, when
+// signer is nil, by itself; writes it and its key to name.pem and
+// name-key.pem in p's folder, and returns it also as a tls.Certificate.
+func (p *pki) issue(t *testing.T, name string, usages []x509.ExtKeyUsage, isCA bool, signer *pki) (*x509.Certificate, *ecdsa.PrivateKey, string, tls.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: "flashsale test " + name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: usages, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	if isCA {
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+		tmpl.DNSNames, tmpl.IPAddresses = nil, nil
+	}
+	parent, parentKey := tmpl, key
+	if signer != nil {
+		parent, parentKey = signer.cert, signer.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	certFile := filepath.Join(p.dir, name+".pem")
+	for file, b := range map[string][]byte{certFile: certPEM, filepath.Join(p.dir, name+"-key.pem"): keyPEM} {
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key, certFile, pair
+}
+
+// server issues a certificate the CA signs, for a server (and, with
+// client, for a client too), and returns its TLS_CERT_FILE and TLS_KEY_FILE.
+func (p *pki) server(t *testing.T, name string, usages ...x509.ExtKeyUsage) map[string]string {
+	t.Helper()
+	_, _, certFile, _ := p.issue(t, name, usages, false, p)
+	return map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": filepath.Join(p.dir, name+"-key.pem")}
+}
+
+// client issues a client certificate the CA signs.
+func (p *pki) client(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	_, _, _, pair := p.issue(t, name, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false, p)
+	return pair
+}
+
+// startTLS is start for an App serving TLS: it waits for /readyz over
+// HTTPS, trusting ca, and its baseURL is https://.
+func startTLS(t *testing.T, cfg config.Config, ca *x509.CertPool) *running {
+	t.Helper()
+	grpcLis, httpLis := listen(t)
+	a, err := app.New(t.Context(), cfg, testLog(t), app.WithListeners(grpcLis, httpLis))
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &running{baseURL: "https://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = a.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-r.done
+	})
+	client := httpsClient(ca)
+	waitFor(t, 10*time.Second, "/readyz 200 over HTTPS", func() bool {
+		resp, err := client.Get(r.baseURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return r
+}
+
+func httpsClient(ca *x509.CertPool) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: ca},
+		ForceAttemptHTTP2: true,
+	}}
+}
+
+// dialTLS is a gRPC connection to addr over TLS trusting ca, presenting
+// the client certificates given.
+func dialTLS(t *testing.T, addr string, ca *x509.CertPool, clientCerts ...tls.Certificate) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca, Certificates: clientCerts})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func healthCheck(conn *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil && h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return status.Errorf(codes.Unknown, "health %v", h.GetStatus())
+	}
+	return err
+}
+
+// restGet GETs url with client and returns its status and body.
+func restGet(t *testing.T, client *http.Client, url string) (int, string, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, resp.Proto, string(b)
+}
+
+// TestTLS: with TLS_CERT_FILE and TLS_KEY_FILE, REST is served over HTTPS
+// (HTTP/2 too), the /v1 calls still reaching the gRPC server through the
+// gateway's hop, gRPC over TLS serves health and the flashsale services,
+// and clients speaking plain text are refused on both listeners.
+func TestTLS(t *testing.T) {
+	ca := newPKI(t)
+	cfg := testConfig(t, mergeEnv(map[string]string{"ORDER_MODE": "direct"},
+		ca.server(t, "server", x509.ExtKeyUsageServerAuth)))
+	r := startTLS(t, cfg, ca.pool)
+
+	conn := dialTLS(t, r.grpcAddr, ca.pool)
+	if err := healthCheck(conn); err != nil {
+		t.Fatalf("gRPC health over TLS: %v", err)
+	}
+	productID := saleOpenNow(t, conn, cfg.AdminEmail, cfg.AdminPassword) // Login, CreateProduct, CreateFlashSale
+
+	client := httpsClient(ca.pool)
+	if code, proto, body := restGet(t, client, r.baseURL+"/healthz"); code != http.StatusOK || proto != "HTTP/2.0" {
+		t.Errorf("GET /healthz over HTTPS = %d %s %s, want 200 over HTTP/2.0", code, proto, body)
+	}
+	code, _, body := restGet(t, client, r.baseURL+"/v1/products/"+productID+"/sale-status")
+	var st struct{ State string }
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil || st.State != "SALE_STATE_ACTIVE" {
+		t.Errorf("GET sale-status over HTTPS = %d %s, want 200 with the sale active", code, body)
+	}
+	code, _, body = restGet(t, client, r.baseURL+"/v1/products")
+	if code != http.StatusOK || !strings.Contains(body, productID) {
+		t.Errorf("GET /v1/products over HTTPS = %d %s, want 200 listing %s", code, body, productID)
+	}
+
+	// Plain text: HTTP gets Go's 400 "Client sent an HTTP request to an
+	// HTTPS server", gRPC never gets through.
+	if code := getCode("http://" + strings.TrimPrefix(r.baseURL, "https://") + "/healthz"); code != http.StatusBadRequest {
+		t.Errorf("plain HTTP GET /healthz = %d, want 400", code)
+	}
+	plain, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := healthCheck(plain); status.Code(err) != codes.Unavailable {
+		t.Errorf("plain-text gRPC health = %v, want Unavailable", err)
+	}
+	// A client that trusts another CA refuses the server.
+	if err := healthCheck(dialTLS(t, r.grpcAddr, newPKI(t).pool)); status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC health trusting another CA = %v, want Unavailable", err)
+	}
+}
+
+// TestTLSClientCertificates: with TLS_CLIENT_CA_FILE, the gRPC listener
+// refuses a client without a certificate, or with one another CA signed,
+// and serves one with a certificate the CA signed; REST still needs none,
+// its gateway presenting the server's own certificate to the gRPC listener.
+func TestTLSClientCertificates(t *testing.T) {
+	ca := newPKI(t)
+	env := ca.server(t, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	env["TLS_CLIENT_CA_FILE"] = ca.caFile
+	env["ORDER_MODE"] = "direct"
+	cfg := testConfig(t, env)
+	r := startTLS(t, cfg, ca.pool)
+
+	if err := healthCheck(dialTLS(t, r.grpcAddr, ca.pool)); status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC health without a client certificate = %v, want Unavailable", err)
+	}
+	if err := healthCheck(dialTLS(t, r.grpcAddr, ca.pool, newPKI(t).client(t, "stranger"))); status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC health with a certificate another CA signed = %v, want Unavailable", err)
+	}
+	conn := dialTLS(t, r.grpcAddr, ca.pool, ca.client(t, "internal-caller"))
+	if err := healthCheck(conn); err != nil {
+		t.Fatalf("gRPC health with a client certificate: %v", err)
+	}
+	productID := saleOpenNow(t, conn, cfg.AdminEmail, cfg.AdminPassword)
+	if _, err := flashsalev1.NewFlashSaleServiceClient(conn).GetSaleStatus(t.Context(), &flashsalev1.GetSaleStatusRequest{ProductId: productID}); err != nil {
+		t.Errorf("GetSaleStatus with a client certificate: %v", err)
+	}
+
+	client := httpsClient(ca.pool) // no client certificate
+	if code, _, body := restGet(t, client, r.baseURL+"/v1/products/"+productID+"/sale-status"); code != http.StatusOK {
+		t.Errorf("REST sale-status with client certificates on gRPC = %d %s, want 200", code, body)
+	}
+	if code, _, body := restGet(t, client, r.baseURL+"/healthz"); code != http.StatusOK {
+		t.Errorf("REST /healthz = %d %s, want 200", code, body)
+	}
+}
+
+// TestTLSClientCAMustAdmitTheGateway: a server certificate that would not
+// pass as a client certificate of TLS_CLIENT_CA_FILE (here: serverAuth
+// only) makes New fail, naming the variable, instead of serving a REST API
+// whose every call the gRPC listener refuses.
+func TestTLSClientCAMustAdmitTheGateway(t *testing.T) {
+	ca := newPKI(t)
+	env := ca.server(t, "server", x509.ExtKeyUsageServerAuth)
+	env["TLS_CLIENT_CA_FILE"] = ca.caFile
+	env["ORDER_MODE"] = "direct"
+	grpcLis, httpLis := listen(t)
+	a, err := app.New(t.Context(), testConfig(t, env), testLog(t), app.WithListeners(grpcLis, httpLis))
+	if err == nil {
+		a.Close()
+		t.Fatal("app.New succeeded; want it to refuse a server certificate that cannot be the gateway's client certificate")
+	}
+	if !strings.Contains(err.Error(), "TLS_CLIENT_CA_FILE") || !strings.Contains(err.Error(), "clientAuth") {
+		t.Errorf("app.New error = %v, want it to name TLS_CLIENT_CA_FILE and clientAuth", err)
+	}
+}
+
+// mergeEnv is the union of envs, later ones winning.
+func mergeEnv(envs ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, e := range envs {
+		for k, v := range e {
+			out[k] = v
+		}
+	}
+	return out
+}
