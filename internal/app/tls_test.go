@@ -2,20 +2,11 @@ package app_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,93 +21,15 @@ import (
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
 	"github.com/flashsale/flashsale/internal/app"
 	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/tlstest"
 )
 
-// pki is a CA made at test time, and the certificates it issues, written
-// as PEM files in dir.
-type pki struct {
-	dir    string
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	caFile string
-	pool   *x509.CertPool
-	serial int64
-}
-
-func newPKI(t *testing.T) *pki {
+// serverEnv is TLS_CERT_FILE and TLS_KEY_FILE of a server certificate ca
+// signs with usages, and ORDER_MODE=direct.
+func serverEnv(t *testing.T, ca *tlstest.CA, usages ...x509.ExtKeyUsage) map[string]string {
 	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	p.cert, p.key, p.caFile, _ = p.issue(t, "ca", nil, true, nil)
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(p.cert)
-	return p
-}
-
-// issue makes a certificate for 127.0.0.1 and localhost with the extended
-// key usages given (a CA's when isCA), signed by signer's CA or, when
-// signer is nil, by itself; writes it and its key to name.pem and
-// name-key.pem in p's folder, and returns it also as a tls.Certificate.
-func (p *pki) issue(t *testing.T, name string, usages []x509.ExtKeyUsage, isCA bool, signer *pki) (*x509.Certificate, *ecdsa.PrivateKey, string, tls.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: "flashsale test " + name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: usages, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
-		tmpl.DNSNames, tmpl.IPAddresses = nil, nil
-	}
-	parent, parentKey := tmpl, key
-	if signer != nil {
-		parent, parentKey = signer.cert, signer.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-	certFile := filepath.Join(p.dir, name+".pem")
-	for file, b := range map[string][]byte{certFile: certPEM, filepath.Join(p.dir, name+"-key.pem"): keyPEM} {
-		if err := os.WriteFile(file, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key, certFile, pair
-}
-
-// server issues a certificate the CA signs, for a server (and, with
-// client, for a client too), and returns its TLS_CERT_FILE and TLS_KEY_FILE.
-func (p *pki) server(t *testing.T, name string, usages ...x509.ExtKeyUsage) map[string]string {
-	t.Helper()
-	_, _, certFile, _ := p.issue(t, name, usages, false, p)
-	return map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": filepath.Join(p.dir, name+"-key.pem")}
-}
-
-// client issues a client certificate the CA signs.
-func (p *pki) client(t *testing.T, name string) tls.Certificate {
-	t.Helper()
-	_, _, _, pair := p.issue(t, name, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false, p)
-	return pair
+	c := ca.Issue(t, "server", usages...)
+	return map[string]string{"TLS_CERT_FILE": c.CertFile, "TLS_KEY_FILE": c.KeyFile, "ORDER_MODE": "direct"}
 }
 
 // startTLS is start for an App serving TLS: it waits for /readyz over
@@ -199,18 +112,17 @@ func restGet(t *testing.T, client *http.Client, url string) (int, string, string
 // gateway's hop, gRPC over TLS serves health and the flashsale services,
 // and clients speaking plain text are refused on both listeners.
 func TestTLS(t *testing.T) {
-	ca := newPKI(t)
-	cfg := testConfig(t, mergeEnv(map[string]string{"ORDER_MODE": "direct"},
-		ca.server(t, "server", x509.ExtKeyUsageServerAuth)))
-	r := startTLS(t, cfg, ca.pool)
+	ca := tlstest.NewCA(t)
+	cfg := testConfig(t, serverEnv(t, ca, x509.ExtKeyUsageServerAuth))
+	r := startTLS(t, cfg, ca.Pool)
 
-	conn := dialTLS(t, r.grpcAddr, ca.pool)
+	conn := dialTLS(t, r.grpcAddr, ca.Pool)
 	if err := healthCheck(conn); err != nil {
 		t.Fatalf("gRPC health over TLS: %v", err)
 	}
 	productID := saleOpenNow(t, conn, cfg.AdminEmail, cfg.AdminPassword) // Login, CreateProduct, CreateFlashSale
 
-	client := httpsClient(ca.pool)
+	client := httpsClient(ca.Pool)
 	if code, proto, body := restGet(t, client, r.baseURL+"/healthz"); code != http.StatusOK || proto != "HTTP/2.0" {
 		t.Errorf("GET /healthz over HTTPS = %d %s %s, want 200 over HTTP/2.0", code, proto, body)
 	}
@@ -238,7 +150,7 @@ func TestTLS(t *testing.T) {
 		t.Errorf("plain-text gRPC health = %v, want Unavailable", err)
 	}
 	// A client that trusts another CA refuses the server.
-	if err := healthCheck(dialTLS(t, r.grpcAddr, newPKI(t).pool)); status.Code(err) != codes.Unavailable {
+	if err := healthCheck(dialTLS(t, r.grpcAddr, tlstest.NewCA(t).Pool)); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC health trusting another CA = %v, want Unavailable", err)
 	}
 }
@@ -248,20 +160,20 @@ func TestTLS(t *testing.T) {
 // and serves one with a certificate the CA signed; REST still needs none,
 // its gateway presenting the server's own certificate to the gRPC listener.
 func TestTLSClientCertificates(t *testing.T) {
-	ca := newPKI(t)
-	env := ca.server(t, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	env["TLS_CLIENT_CA_FILE"] = ca.caFile
-	env["ORDER_MODE"] = "direct"
+	ca := tlstest.NewCA(t)
+	env := serverEnv(t, ca, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	env["TLS_CLIENT_CA_FILE"] = ca.CertFile
 	cfg := testConfig(t, env)
-	r := startTLS(t, cfg, ca.pool)
+	r := startTLS(t, cfg, ca.Pool)
 
-	if err := healthCheck(dialTLS(t, r.grpcAddr, ca.pool)); status.Code(err) != codes.Unavailable {
+	if err := healthCheck(dialTLS(t, r.grpcAddr, ca.Pool)); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC health without a client certificate = %v, want Unavailable", err)
 	}
-	if err := healthCheck(dialTLS(t, r.grpcAddr, ca.pool, newPKI(t).client(t, "stranger"))); status.Code(err) != codes.Unavailable {
+	stranger := tlstest.NewCA(t).Issue(t, "stranger", x509.ExtKeyUsageClientAuth)
+	if err := healthCheck(dialTLS(t, r.grpcAddr, ca.Pool, stranger.TLS)); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC health with a certificate another CA signed = %v, want Unavailable", err)
 	}
-	conn := dialTLS(t, r.grpcAddr, ca.pool, ca.client(t, "internal-caller"))
+	conn := dialTLS(t, r.grpcAddr, ca.Pool, ca.Issue(t, "internal-caller", x509.ExtKeyUsageClientAuth).TLS)
 	if err := healthCheck(conn); err != nil {
 		t.Fatalf("gRPC health with a client certificate: %v", err)
 	}
@@ -270,7 +182,7 @@ func TestTLSClientCertificates(t *testing.T) {
 		t.Errorf("GetSaleStatus with a client certificate: %v", err)
 	}
 
-	client := httpsClient(ca.pool) // no client certificate
+	client := httpsClient(ca.Pool) // no client certificate
 	if code, _, body := restGet(t, client, r.baseURL+"/v1/products/"+productID+"/sale-status"); code != http.StatusOK {
 		t.Errorf("REST sale-status with client certificates on gRPC = %d %s, want 200", code, body)
 	}
@@ -284,10 +196,9 @@ func TestTLSClientCertificates(t *testing.T) {
 // only) makes New fail, naming the variable, instead of serving a REST API
 // whose every call the gRPC listener refuses.
 func TestTLSClientCAMustAdmitTheGateway(t *testing.T) {
-	ca := newPKI(t)
-	env := ca.server(t, "server", x509.ExtKeyUsageServerAuth)
-	env["TLS_CLIENT_CA_FILE"] = ca.caFile
-	env["ORDER_MODE"] = "direct"
+	ca := tlstest.NewCA(t)
+	env := serverEnv(t, ca, x509.ExtKeyUsageServerAuth)
+	env["TLS_CLIENT_CA_FILE"] = ca.CertFile
 	grpcLis, httpLis := listen(t)
 	a, err := app.New(t.Context(), testConfig(t, env), testLog(t), app.WithListeners(grpcLis, httpLis))
 	if err == nil {
@@ -297,15 +208,4 @@ func TestTLSClientCAMustAdmitTheGateway(t *testing.T) {
 	if !strings.Contains(err.Error(), "TLS_CLIENT_CA_FILE") || !strings.Contains(err.Error(), "clientAuth") {
 		t.Errorf("app.New error = %v, want it to name TLS_CLIENT_CA_FILE and clientAuth", err)
 	}
-}
-
-// mergeEnv is the union of envs, later ones winning.
-func mergeEnv(envs ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, e := range envs {
-		for k, v := range e {
-			out[k] = v
-		}
-	}
-	return out
 }
