@@ -51,6 +51,7 @@ type load struct {
 	flags  []atomic.Uint32
 	target target
 	rec    *recorder
+	tls    clientTLS
 }
 
 // protoset is the descriptor set ghz needs, built from the compiled-in
@@ -233,7 +234,6 @@ func runGRPC(addr string, l load, set []byte) (time.Duration, int64, error) {
 	}
 	opts := []runner.Option{
 		runner.WithProtosetBinary(set),
-		runner.WithInsecure(true),
 		runner.WithConcurrency(uint(l.concurrency)),
 		runner.WithConnections(uint(max(1, min(l.connections, l.concurrency)))),
 		runner.WithTotalRequests(uint(n)),
@@ -246,6 +246,7 @@ func runGRPC(addr string, l load, set []byte) (time.Duration, int64, error) {
 		runner.WithDisableTemplateData(true),
 		runner.WithDefaultCallOptions(callOpts),
 	}
+	opts = append(opts, l.tls.ghzOptions()...)
 	if l.op == opOrder {
 		opts = append(opts, runner.WithMetadataProvider(func(cd *runner.CallData) (*metadata.MD, error) {
 			i := l.pick(cd.RequestNumber)

@@ -27,7 +27,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func main() {
@@ -75,6 +74,7 @@ type options struct {
 	out           string
 	errorsCSV     string
 	noVerify      bool
+	tls           clientTLS
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -117,6 +117,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here")
 	fs.StringVar(&o.errorsCSV, "errors", "", "write every non-success response here as CSV (default: next to --out)")
 	fs.BoolVar(&o.noVerify, "no-verify", false, "skip the invariant checks")
+	fs.BoolVar(&o.tls.on, "tls", false, "reach the server over TLS (HTTPS for REST), trusting the system's CAs; implied by --tls-ca and --tls-cert")
+	fs.StringVar(&o.tls.ca, "tls-ca", "", "reach the server over TLS, trusting the CA certificates in this PEM file")
+	fs.StringVar(&o.tls.cert, "tls-cert", "", "client certificate (PEM) for a gRPC listener that requires one (TLS_CLIENT_CA_FILE); with --tls-key")
+	fs.StringVar(&o.tls.keyFile, "tls-key", "", "the key of --tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -161,6 +165,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.targets = []string{o.httpAddr}
 		}
 	}
+	if (o.tls.cert == "") != (o.tls.keyFile == "") {
+		return o, errors.New("--tls-cert and --tls-key go together")
+	}
+	o.tls.on = o.tls.on || o.tls.ca != "" || o.tls.cert != ""
 	if o.errorsCSV == "" && o.out != "" {
 		o.errorsCSV = strings.TrimSuffix(o.out, ".json") + ".errors.csv"
 	}
@@ -201,12 +209,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		Concurrency: o.concurrency, Rate: o.rate, Times: o.times}
 	s.Target = strings.Join(o.targets, ",")
 	if o.transport == "rest" {
-		s.Target = "http://" + strings.Join(o.targets, ",http://")
+		s.Target = o.tls.scheme() + strings.Join(o.targets, ","+o.tls.scheme())
 	} else {
 		s.Connections = o.connections
 	}
 
-	conn, err := grpc.NewClient(o.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := o.tls.credentials()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(o.grpcAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", o.grpcAddr, err)
 	}
@@ -267,7 +279,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 
 	// The loads of this run: one, or two for mixed.
-	base := load{concurrency: o.concurrency, connections: o.connections, requests: o.requests,
+	base := load{tls: o.tls, concurrency: o.concurrency, connections: o.connections, requests: o.requests,
 		duration: o.duration, rate: o.rate, warmup: o.warmup, timeout: o.timeout, target: tgt}
 	var loads []load
 	var orderLoad *load
@@ -313,7 +325,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		if o.transport == "rest" {
 			bases := make([]string, len(o.targets))
 			for i, t := range o.targets {
-				bases[i] = "http://" + t
+				bases[i] = o.tls.scheme() + t
 			}
 			return runREST(ctx, bases, l)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ const (
 
 // newHTTPClient is tuned for load: as many idle connections to the one
 // host as there are concurrent callers, so none is reopened per call.
-func newHTTPClient(concurrency int, timeout time.Duration) *http.Client {
+func newHTTPClient(concurrency int, timeout time.Duration, tlsConfig *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
@@ -36,6 +37,9 @@ func newHTTPClient(concurrency int, timeout time.Duration) *http.Client {
 			MaxConnsPerHost:     0,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
+			// HTTP/1.1 over TLS too, as over plain text: one call per
+			// connection at a time, so runs compare.
+			TLSClientConfig: tlsConfig,
 		},
 	}
 }
@@ -102,7 +106,14 @@ func runREST(ctx context.Context, bases []string, l load) (time.Duration, int64,
 			return 0, 0, fmt.Errorf("rest request: %w", err)
 		}
 	}
-	client := newHTTPClient(l.concurrency, l.timeout)
+	var tlsConfig *tls.Config
+	if l.tls.on {
+		var err error
+		if tlsConfig, err = l.tls.config(); err != nil {
+			return 0, 0, err
+		}
+	}
+	client := newHTTPClient(l.concurrency, l.timeout, tlsConfig)
 	defer client.CloseIdleConnections()
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/postgres/pgtest"
 	"github.com/flashsale/flashsale/internal/testenv"
+	"github.com/flashsale/flashsale/internal/tlstest"
 )
 
 // freeAddr returns a loopback address no one listens on right now.
@@ -33,6 +36,13 @@ func freeAddr(t *testing.T) string {
 // startServer builds ./cmd/flashsale and runs it against databaseURL,
 // returning its gRPC and REST addresses once /readyz answers.
 func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
+	t.Helper()
+	return startServerWith(t, databaseURL, nil, nil)
+}
+
+// startServerWith is startServer with env ("KEY=value") added to the
+// server's environment; with ca set, /readyz is asked over HTTPS trusting it.
+func startServerWith(t *testing.T, databaseURL string, env []string, ca *x509.CertPool) (grpcAddr, httpAddr string) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "flashsale")
 	build := exec.Command("go", "build", "-o", bin, "github.com/flashsale/flashsale/cmd/flashsale")
@@ -53,6 +63,7 @@ func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
 		// slot on a busy box rather than get 503s.
 		"AUTH_HASH_WAIT_MS=60000",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -71,9 +82,14 @@ func startServer(t *testing.T, databaseURL string) (grpcAddr, httpAddr string) {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
+	client, readyz := http.DefaultClient, "http://"+httpAddr+"/readyz"
+	if ca != nil {
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca}}}
+		readyz = "https://" + httpAddr + "/readyz"
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		res, err := http.Get("http://" + httpAddr + "/readyz")
+		res, err := client.Get(readyz)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -192,6 +208,75 @@ func TestSmoke(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSmokeTLS: against a server serving TLS and requiring client
+// certificates on gRPC, flashload with --tls-ca, --tls-cert and --tls-key
+// sets up, drives orders over gRPC and status reads over HTTPS, and
+// checks; without a client certificate it fails at set-up.
+func TestSmokeTLS(t *testing.T) {
+	databaseURL := pgtest.NewDatabase(t)
+	ca := tlstest.NewCA(t)
+	server := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	client := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth)
+	grpcAddr, httpAddr := startServerWith(t, databaseURL, []string{
+		"TLS_CERT_FILE=" + server.CertFile, "TLS_KEY_FILE=" + server.KeyFile, "TLS_CLIENT_CA_FILE=" + ca.CertFile,
+	}, ca.Pool)
+	common := []string{
+		"--grpc", grpcAddr, "--http", httpAddr, "--database-url", databaseURL,
+		"--admin-email", smokeAdmin, "--admin-password", smokePassword, "--jwt-secret", smokeSecret,
+		"--ceiling", "300ms", "--progress", "0", "--tls-ca", ca.CertFile,
+	}
+	clientCert := []string{"--tls-cert", client.CertFile, "--tls-key", client.KeyFile}
+	for _, r := range []struct {
+		name string
+		args []string
+		op   string
+	}{
+		{"grpc distinct", []string{"--transport", "grpc", "--mode", "distinct", "--stock", "10", "--users", "20", "--concurrency", "4"}, opOrder},
+		{"rest status", []string{"--transport", "rest", "--mode", "status", "--duration", "500ms", "--concurrency", "4"}, opStatus},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "summary.json")
+			var stdout bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			args := append(append(append([]string{"--out", out}, common...), clientCert...), r.args...)
+			if err := run(ctx, args, &stdout); err != nil {
+				t.Fatalf("run: %v\n%s", err, stdout.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatalf("summary: %v\n%s", err, b)
+			}
+			if !s.Verify.Checked || len(s.Verify.Violations) != 0 {
+				t.Errorf("verify = %+v, want checked with no violations", s.Verify)
+			}
+			if s.Ceiling == nil || s.Ceiling.OK == 0 {
+				t.Errorf("ceiling = %+v, want health checks answered over TLS", s.Ceiling)
+			}
+			for _, op := range s.Ops {
+				if op.Op == r.op && (op.OK == 0 || op.TransportErr != 0) {
+					t.Errorf("%s op = %+v, want successes and no transport errors", op.Op, op)
+				}
+			}
+		})
+	}
+	t.Run("no client certificate", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		args := append(append([]string{}, common...), "--transport", "grpc", "--mode", "distinct", "--stock", "1", "--users", "2", "--timeout", "5s")
+		// The refusal reaches the client as the TLS alert "certificate
+		// required" or, when the server closed first, as a broken pipe.
+		err := run(ctx, args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "code = Unavailable") {
+			t.Errorf("run without a client certificate: %v, want set-up refused with Unavailable", err)
+		}
+	})
 }
 
 func sumOutcomes(m map[string]int) int {

@@ -249,6 +249,9 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		}
 		a.httpLis = lis
 	}
+	if err := a.listenTLS(); err != nil {
+		return err
+	}
 	if a.cfg.GeneratedSecret {
 		a.log.Warn("FLASHSALE_DEV=true and no AUTH_JWT_SECRET: using a random secret; tokens die with this process")
 	}
@@ -285,7 +288,8 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Auth: users, Products: a.catalog, Sales: a.catalog, SaleService: a.orders, Orders: a.orders,
 		Now: a.now, Log: a.log, Metrics: a.metrics, ClientIP: clientIP,
 		WatchMaxStreams: a.cfg.WatchMaxStreams, WatchMaxStreamsPerIP: a.cfg.WatchMaxStreamsPerIP,
-		TracerProvider: a.tp,
+		AccessLogPerSecond: a.cfg.LogAccessPerSecond,
+		TracerProvider:     a.tp,
 	}
 	if a.gate != nil {
 		deps.Reconciler = a.orders
@@ -339,6 +343,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		Pprof:    a.cfg.DebugPprof,
 		UI:       web.Handler(),
 
+		LogPerSecond:   a.cfg.LogAccessPerSecond,
 		TracerProvider: a.tp,
 	})
 	if err != nil {
@@ -350,7 +355,7 @@ func (a *App) buildServe(ctx context.Context, o options) error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpapi.ErrorLog(a.log, a.cfg.LogAccessPerSecond),
 	}
 	return nil
 }

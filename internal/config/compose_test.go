@@ -124,6 +124,21 @@ func checkCompose(t *testing.T, p *types.Project, prod bool) {
 		}
 	}
 	if prod {
+		// The production-like api serves TLS with a certificate and key
+		// mounted as secrets.
+		api := p.Services["api"]
+		for _, v := range []string{"TLS_CERT_FILE", "TLS_KEY_FILE"} {
+			path := api.Environment[v]
+			if path == nil || !strings.HasPrefix(*path, "/run/secrets/") {
+				t.Errorf("api: %s = %v, want a file under /run/secrets/", v, path)
+				continue
+			}
+			if !slices.ContainsFunc(api.Secrets, func(sc types.ServiceSecretConfig) bool {
+				return "/run/secrets/"+sc.Source == *path
+			}) {
+				t.Errorf("api: %s=%s, but no secret is mounted there", v, *path)
+			}
+		}
 		if v := pg.Environment["POSTGRES_PASSWORD_FILE"]; v == nil || *v == "" {
 			t.Errorf("production-like postgres takes its password from the environment, not a file")
 		}

@@ -57,8 +57,21 @@ type Config struct {
 	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"fs"`
 	HTTPAddr       string `env:"HTTP_ADDR" envDefault:":8080"`
 	GRPCAddr       string `env:"GRPC_ADDR" envDefault:":9090"`
+	// TLSCertFile and TLSKeyFile (PEM; both or neither) make both listeners
+	// serve TLS; the certificate file may hold the chain after the leaf.
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE"`
+	// TLSClientCAFile (PEM), with TLS on, makes the gRPC listener require
+	// a client certificate signed by one of its CAs (mTLS for internal
+	// callers); REST stays server-authenticated only.
+	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE"`
 	// LogLevel is one of debug, info, warn, error; Load lower-cases it.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// LogAccessPerSecond bounds the access log (and the HTTP server's
+	// error log) to this many lines a second per process; the lines over
+	// it are counted in a summary line. Failures (Internal, a dependency
+	// down, panics) are logged whatever it says. 0: a line for every call.
+	LogAccessPerSecond int `env:"LOG_ACCESS_PER_SECOND" envDefault:"20"`
 
 	// JWTSecret signs access tokens; at least MinJWTSecretLength bytes.
 	JWTSecret       string `env:"AUTH_JWT_SECRET"`
@@ -216,9 +229,22 @@ func LoadFrom(environ map[string]string) (Config, error) {
 	check("GRPC_ADDR", validAddr(c.GRPCAddr), "GRPC_ADDR=%q must be host:port, such as :9090", c.GRPCAddr)
 	check("GRPC_ADDR", c.HTTPAddr != c.GRPCAddr, "HTTP_ADDR and GRPC_ADDR must differ (both %q)", c.GRPCAddr)
 
+	check("TLS_CERT_FILE", c.TLSCertFile != "" || c.TLSKeyFile == "",
+		"TLS_KEY_FILE is set without TLS_CERT_FILE; set both or neither")
+	check("TLS_KEY_FILE", c.TLSKeyFile != "" || c.TLSCertFile == "",
+		"TLS_CERT_FILE is set without TLS_KEY_FILE; set both or neither")
+	check("TLS_CLIENT_CA_FILE", c.TLSClientCAFile == "" || c.TLS(),
+		"TLS_CLIENT_CA_FILE is set without TLS_CERT_FILE and TLS_KEY_FILE; client certificates need TLS on")
+	if c.TLS() {
+		_, _, err := c.TLSFiles()
+		check("TLS_CERT_FILE", err == nil, "%v", err)
+	}
+
 	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
 	_, levelOK := logLevels[c.LogLevel]
 	check("LOG_LEVEL", levelOK, "LOG_LEVEL=%q must be one of debug, info, warn, error", c.LogLevel)
+	check("LOG_ACCESS_PER_SECOND", c.LogAccessPerSecond >= 0,
+		"LOG_ACCESS_PER_SECOND=%d must be at least 0 (0: log every call)", c.LogAccessPerSecond)
 
 	switch {
 	case c.JWTSecret == "" && c.DevMode:
@@ -481,7 +507,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis_url", redactURL(c.RedisURL)),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("grpc_addr", c.GRPCAddr),
+		slog.Bool("tls", c.TLS()),
+		slog.Bool("tls_client_certificates", c.TLS() && c.TLSClientCAFile != ""),
 		slog.String("log_level", c.LogLevel),
+		slog.Int("log_access_per_second", c.LogAccessPerSecond),
 		slog.Bool("generated_secret", c.GeneratedSecret),
 		slog.Duration("token_ttl", c.TokenTTL()),
 		slog.Int("auth_hash_concurrency", c.AuthHashConcurrency),

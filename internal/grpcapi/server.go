@@ -13,7 +13,6 @@ import (
 	"github.com/fullstorydev/grpchan"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -56,6 +55,10 @@ type Deps struct {
 	WatchMaxStreams, WatchMaxStreamsPerIP int
 	// Reconciler rebuilds a sale's gate state (ReconcileSale); nil in direct mode.
 	Reconciler Reconciler
+	// AccessLogPerSecond is the budget of access-log lines a second
+	// (LOG_ACCESS_PER_SECOND); failures are logged whatever it says. 0:
+	// a line for every call.
+	AccessLogPerSecond int
 	// TracerProvider, when set, traces the sampled flashsale calls,
 	// continuing the trace of a caller that sends W3C traceparent
 	// metadata; nil: no tracing interceptor at all.
@@ -111,8 +114,8 @@ type streamWithContext struct {
 
 func (s streamWithContext) Context() context.Context { return s.ctx }
 
-// NewServer builds the gRPC server: interceptors (metrics, one log line per
-// call, authentication and authorization, panic recovery), the four
+// NewServer builds the gRPC server: interceptors (metrics, the access log,
+// authentication and authorization, panic recovery), the four
 // flashsale services, grpc.health.v1 and server reflection.
 func NewServer(d Deps) *Server {
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -140,18 +143,11 @@ func NewServer(d Deps) *Server {
 		unary = append([]grpc.UnaryServerInterceptor{t.unary}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{t.stream}, stream...)
 	}
-	// The access log writes one line per finished call at a level by its
-	// code (logging.DefaultServerCodeToLevel): info or warn for everything
-	// but Unknown, Unimplemented, Internal and DataLoss. It builds each
-	// call's fields before the logger can drop the line, about a tenth of
-	// the server's CPU under load, so at LOG_LEVEL=error it is left out:
-	// what matters at that level, an internal error with its cause and a
-	// panic, is logged where it happens (toStatus, recovery).
-	if d.Log.Enabled(context.Background(), slog.LevelWarn) {
-		logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
-		unary = append(unary, logging.UnaryServerInterceptor(slogAdapter(d.Log), logOpts...))
-		stream = append(stream, logging.StreamServerInterceptor(slogAdapter(d.Log), logOpts...))
-	}
+	// The access log: a line per call within LOG_ACCESS_PER_SECOND, every
+	// failure whatever the budget (accesslog.go).
+	access := newAccessLog(d.Log, d.AccessLogPerSecond)
+	unary = append(unary, access.unary)
+	stream = append(stream, access.stream)
 	// Every call, public ones too, goes through authFunc: it is where a
 	// method without an access rule is refused. (grpcauth would skip it for
 	// a service implementing ServiceAuthFuncOverride; none here does.)
@@ -295,10 +291,4 @@ func authFunc(a Authenticator, log *slog.Logger) grpcauth.AuthFunc {
 		}
 		return auth.WithCaller(ctx, caller), nil
 	}
-}
-
-func slogAdapter(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
 }

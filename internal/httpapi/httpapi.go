@@ -32,6 +32,7 @@ import (
 	"github.com/flashsale/flashsale/gen/openapiv2"
 	"github.com/flashsale/flashsale/internal/buildinfo"
 	"github.com/flashsale/flashsale/internal/grpcapi"
+	"github.com/flashsale/flashsale/internal/telemetry"
 )
 
 // MaxBodyBytes caps a request body.
@@ -67,6 +68,11 @@ type Deps struct {
 	// Metrics, when set, gets flashsale_dependency_up: Ready pinged at
 	// every scrape, so an alert sees what /readyz would answer.
 	Metrics prometheus.Registerer
+	// LogPerSecond bounds the lines a second that requests make the
+	// handler write (LOG_ACCESS_PER_SECOND): /readyz's "not ready", which
+	// anyone may call as often as they like while a dependency is down.
+	// 0: every line.
+	LogPerSecond int
 }
 
 // New returns the HTTP handler of the whole REST facade.
@@ -126,7 +132,7 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(withWriter(gw), MaxBodyBytes))
 	mux.Handle("GET /healthz", gw)
-	mux.Handle("GET /readyz", readyz(d.Ready, d.Draining, d.Log))
+	mux.Handle("GET /readyz", readyz(d.Ready, d.Draining, d.Log, telemetry.NewLogBudget(d.Log, "readyz log", d.LogPerSecond)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -231,8 +237,9 @@ func httpCode(ctx context.Context, w http.ResponseWriter, _ proto.Message) error
 }
 
 // readyz answers 200 when every dependency answers a ping within a second,
-// and 503 from the moment the server starts draining.
-func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) http.Handler {
+// and 503 from the moment the server starts draining. It logs a failing
+// dependency within budget.
+func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger, budget *telemetry.LogBudget) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
@@ -243,7 +250,9 @@ func readyz(deps map[string]Checker, draining func() bool, log *slog.Logger) htt
 		} else {
 			for name, c := range deps {
 				if err := c.Ping(ctx); err != nil {
-					log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+					if budget.Allow(slog.LevelWarn) {
+						log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
+					}
 					code, body = http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","dependency":%q}`, name)
 					break
 				}
