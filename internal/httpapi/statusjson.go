@@ -87,18 +87,37 @@ func appendTimestamp(b []byte, ts *timestamppb.Timestamp) ([]byte, bool) {
 		return nil, false
 	}
 	t := ts.AsTime()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
 	b = append(b, '"')
-	b = t.AppendFormat(b, "2006-01-02T15:04:05")
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
 	if nanos := t.Nanosecond(); nanos != 0 {
-		frac := strconv.Itoa(nanos + int(time.Second)) // "1" and nine digits
-		frac = frac[1:]
+		b = append(b, '.')
 		switch {
 		case nanos%int(time.Millisecond) == 0:
-			frac = frac[:3]
+			b = appendDigits(b, nanos/int(time.Millisecond), 3)
 		case nanos%int(time.Microsecond) == 0:
-			frac = frac[:6]
+			b = appendDigits(b, nanos/int(time.Microsecond), 6)
+		default:
+			b = appendDigits(b, nanos, 9)
 		}
-		b = append(append(b, '.'), frac...)
 	}
 	return append(b, `Z"`...), true
+}
+
+// appendDigits appends v, 0 <= v < 10^width, in width (at most 9) digits
+// (time.Time.AppendFormat, which it replaces here, parses its layout on
+// every call).
+func appendDigits(b []byte, v, width int) []byte {
+	var d [9]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:width]...)
 }
