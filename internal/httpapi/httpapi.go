@@ -109,15 +109,10 @@ func New(ctx context.Context, d Deps) (http.Handler, error) {
 		runtime.WithStreamErrorHandler(streamErrorHandler),
 		runtime.WithForwardResponseOption(httpCode),
 		runtime.WithHealthEndpointAt(healthpb.NewHealthClient(d.Conn), "/healthz"),
-		// Of the HTTP headers only Authorization becomes metadata: the
-		// handlers read nothing else, and a Grpc-Metadata-* header could
-		// otherwise set what they do read.
-		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
-			if strings.EqualFold(h, "Authorization") {
-				return "authorization", true
-			}
-			return "", false
-		}),
+		// Of the HTTP headers only Authorization becomes metadata (the
+		// gateway passes it on by itself): the handlers read nothing else,
+		// and a Grpc-Metadata-* header could otherwise set what they do.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
 	answers = newCanned(gw, marshaler, errorHandler)
 	if err := registerServices(ctx, gw, d.Conn); err != nil {

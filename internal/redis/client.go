@@ -58,6 +58,8 @@ type Client struct {
 	near    nearCache
 	tp      trace.TracerProvider // nil: not traced
 	metrics *clientMetrics
+	// keyNames are the key names of recent products and sales, built once.
+	keyNames keyNames
 
 	// minReplicas is how many replicas must hold a queued order before it
 	// is acknowledged, and before a worker writes it (WAIT); negative until
@@ -93,7 +95,7 @@ const defaultReplicaTimeout = 250 * time.Millisecond
 // redis://host:port?addr=host2:port2&addr=host3:port3 so that any of them
 // gets the client in.
 func New(ctx context.Context, redisURL string, opts ...Option) (*Client, error) {
-	c := &Client{prefix: "fs", metrics: newClientMetrics()}
+	c := &Client{prefix: "fs", metrics: newClientMetrics(), keyNames: newKeyNames()}
 	for _, o := range opts {
 		o(c)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/rueidis"
 
 	"github.com/flashsale/flashsale/internal/order"
@@ -41,25 +42,61 @@ func (c *Client) productPrefix(productID uuid.UUID) string {
 	return c.prefix + ":{p:" + productID.String() + "}:"
 }
 
+// productKeys are the product's key names, built once per product (and
+// kept for the keyNames most recently used): the hot paths ask for them on
+// every call, and building them from the ids was a twentieth of the
+// allocations of a rush call.
 func (c *Client) productKeys(productID uuid.UUID) productKeys {
+	if k, ok := c.keyNames.products.Get(productID); ok {
+		return k
+	}
 	p := c.productPrefix(productID)
-	return productKeys{
+	k := productKeys{
 		meta:     p + "meta",
 		stock:    p + "stock",
 		status:   p + "status",
 		stream:   p + "stream",
 		inflight: p + "inflight",
 	}
+	c.keyNames.products.Add(productID, k)
+	return k
 }
 
 func (c *Client) saleKeys(productID, saleID uuid.UUID) saleKeys {
+	id := [2]uuid.UUID{productID, saleID}
+	if k, ok := c.keyNames.sales.Get(id); ok {
+		return k
+	}
 	p := c.productPrefix(productID) + "s:" + saleID.String() + ":"
-	return saleKeys{meta: p + "meta", buyers: p + "buyers", rejected: p + "rejected"}
+	k := saleKeys{meta: p + "meta", buyers: p + "buyers", rejected: p + "rejected"}
+	c.keyNames.sales.Add(id, k)
+	return k
 }
 
-// statusKey is productKeys(productID).status alone, for the hot status read.
+// statusKey is productKeys(productID).status, for the hot status read.
 func (c *Client) statusKey(productID uuid.UUID) string {
-	return c.productPrefix(productID) + "status"
+	return c.productKeys(productID).status
+}
+
+// keyNames caches the key names of the products and sales most recently
+// used, keyNamesSize of each.
+type keyNames struct {
+	products *lru.Cache[uuid.UUID, productKeys]
+	sales    *lru.Cache[[2]uuid.UUID, saleKeys]
+}
+
+const keyNamesSize = 4096
+
+func newKeyNames() keyNames {
+	products, err := lru.New[uuid.UUID, productKeys](keyNamesSize)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	sales, err := lru.New[[2]uuid.UUID, saleKeys](keyNamesSize)
+	if err != nil {
+		panic(err)
+	}
+	return keyNames{products: products, sales: sales}
 }
 
 func (c *Client) streamsKey() string { return c.prefix + ":streams" }
