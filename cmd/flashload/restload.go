@@ -55,12 +55,49 @@ type restError struct {
 }
 
 // classifyREST names an answer (HTTP status and ErrorInfo reason) and its
-// class.
+// class. Refusals are remembered by status and body (up to
+// maxRememberedBodies of them): a rush is mostly the same few bodies, and
+// decoding each with encoding/json took client CPU that the server, on the
+// same machine, could use.
 func classifyREST(code int, body []byte) (outcome, class, msg string) {
-	outcome = strconv.Itoa(code)
 	if code/100 == 2 {
-		return outcome, classOK, ""
+		return strconv.Itoa(code), classOK, ""
 	}
+	restClasses.mu.RLock()
+	c, ok := restClasses.m[code][string(body)] // no copy of body for the lookup
+	restClasses.mu.RUnlock()
+	if ok {
+		return c.outcome, c.class, c.msg
+	}
+	outcome, class, msg = decodeREST(code, body)
+	restClasses.mu.Lock()
+	if restClasses.n < maxRememberedBodies {
+		if restClasses.m == nil {
+			restClasses.m = map[int]map[string]restClass{}
+		}
+		if restClasses.m[code] == nil {
+			restClasses.m[code] = map[string]restClass{}
+		}
+		restClasses.m[code][string(body)] = restClass{outcome, class, msg}
+		restClasses.n++
+	}
+	restClasses.mu.Unlock()
+	return outcome, class, msg
+}
+
+type restClass struct{ outcome, class, msg string }
+
+// restClasses remembers classifyREST's answers, by status and body.
+var restClasses struct {
+	mu sync.RWMutex
+	m  map[int]map[string]restClass
+	n  int
+}
+
+const maxRememberedBodies = 4096
+
+func decodeREST(code int, body []byte) (outcome, class, msg string) {
+	outcome = strconv.Itoa(code)
 	var e restError
 	if json.Unmarshal(body, &e) == nil {
 		msg = e.Message
@@ -129,6 +166,10 @@ func runREST(ctx context.Context, bases []string, l load) (time.Duration, int64,
 	if l.rate > 0 {
 		interval = time.Second / time.Duration(l.rate)
 	}
+	bearer := make([]string, len(l.users)) // built once, not per call
+	for i, u := range l.users {
+		bearer[i] = "Bearer " + u.Token
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range l.concurrency {
@@ -161,7 +202,7 @@ func runREST(ctx context.Context, bases []string, l load) (time.Duration, int64,
 					userIdx = l.pick(n)
 					l.tried[userIdx].Store(true)
 					userID = l.users[userIdx].ID
-					req.Header.Set("Authorization", "Bearer "+l.users[userIdx].Token)
+					req.Header.Set("Authorization", bearer[userIdx])
 					req.Header.Set("Content-Type", "application/json")
 				}
 				t0 := time.Now()
