@@ -164,6 +164,9 @@ func classifyStatus(st *status.Status) (outcome, class string, transport bool) {
 	case codes.ResourceExhausted:
 		return outcome, classThrottled, false
 	}
+	if namesAnOrder(reason) {
+		return outcome, classAmbiguous, false
+	}
 	if retry {
 		return outcome, classThrottled, false
 	}

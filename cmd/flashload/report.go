@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/grpcapi"
 )
 
 // Outcome classes of one call.
@@ -22,6 +24,19 @@ const (
 	classThrottled = "throttled" // shed before a decision: no order was placed
 	classAmbiguous = "ambiguous" // no definite answer: an order may exist
 )
+
+// namesAnOrder reports whether a refusal's reason is one the server gives
+// for an order it took but cannot yet vouch for (not confirmed on a Redis
+// replica, its write's outcome lost, its write still running): the order
+// may exist, so the answer is ambiguous, not a refusal, though it asks for a
+// retry like a shed call does.
+func namesAnOrder(reason string) bool {
+	switch reason {
+	case grpcapi.ReasonOrderNotReplicated, grpcapi.ReasonOrderOutcomeUnknown, grpcapi.ReasonOrderInProgress:
+		return true
+	}
+	return false
+}
 
 // failure is one non-success response, a row of the errors CSV.
 type failure struct {

@@ -99,11 +99,13 @@ const maxRememberedBodies = 4096
 func decodeREST(code int, body []byte) (outcome, class, msg string) {
 	outcome = strconv.Itoa(code)
 	var e restError
+	var reason string
 	if json.Unmarshal(body, &e) == nil {
 		msg = e.Message
 		for _, d := range e.Details {
 			if d.Reason != "" {
-				outcome += "/" + d.Reason
+				reason = d.Reason
+				outcome += "/" + reason
 				break
 			}
 		}
@@ -111,6 +113,8 @@ func decodeREST(code int, body []byte) (outcome, class, msg string) {
 		msg = string(body)
 	}
 	switch {
+	case namesAnOrder(reason):
+		return outcome, classAmbiguous, msg
 	case code == http.StatusTooManyRequests || (code == http.StatusServiceUnavailable && outcome != "503"):
 		return outcome, classThrottled, msg
 	case code/100 == 4:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -394,7 +393,7 @@ func buildFlashsale(t *testing.T) string {
 type child struct {
 	name string
 	cmd  *exec.Cmd
-	out  *tailBuffer
+	out  *testenv.Buffer
 	done chan struct{} // closed once the process has exited
 	err  error         // its exit status, set before done is closed
 }
@@ -410,10 +409,11 @@ func startChild(t *testing.T, name string, env []string, path string, args ...st
 
 // spawn is startChild for goroutines other than the test's, which may not
 // end the test: it returns the error instead. When the test has failed, the
-// cleanup logs the last tail lines of the process's output (none when tail
-// is 0: a caller that starts many processes logs the ones that matter).
-func spawn(t *testing.T, name string, tail int, env []string, path string, args ...string) (*child, error) {
-	c := &child{name: name, out: &tailBuffer{}, done: make(chan struct{})}
+// cleanup logs the last tailLines lines of the process's output (none when
+// tailLines is 0: a caller that starts many processes logs the ones that
+// matter).
+func spawn(t *testing.T, name string, tailLines int, env []string, path string, args ...string) (*child, error) {
+	c := &child{name: name, out: &testenv.Buffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
@@ -423,8 +423,8 @@ func spawn(t *testing.T, name string, tail int, env []string, path string, args 
 	go func() { c.err = c.cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
 		c.stop()
-		if t.Failed() && tail > 0 {
-			t.Logf("--- %s (%v), last lines of its output:\n%s", name, c.err, c.out.tail(tail))
+		if t.Failed() && tailLines > 0 {
+			t.Logf("--- %s (%v), last lines of its output:\n%s", name, c.err, tail(c.out, tailLines))
 		}
 	})
 	return c, nil
@@ -451,23 +451,9 @@ func (c *child) stop() {
 	}
 }
 
-// tailBuffer collects a process's output for the test log.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail is the last n lines written.
-func (b *tailBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.SplitAfter(b.buf.String(), "\n")
+// tail is the last n lines of a process's output, for the test log.
+func tail(b *testenv.Buffer, n int) string {
+	lines := strings.SplitAfter(b.String(), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "")
 }
 
@@ -554,7 +540,7 @@ func startServe(t *testing.T, bin string, vars map[string]string) *serveProc {
 	waitFor(t, 30*time.Second, "serve to be ready", func() (bool, string) {
 		select {
 		case <-p.done:
-			t.Fatalf("serve exited: %v\n%s", p.err, p.out.tail(40))
+			t.Fatalf("serve exited: %v\n%s", p.err, tail(p.out, 40))
 		default:
 		}
 		code, err := getCode(s.baseURL + "/readyz")

@@ -1,7 +1,6 @@
 package grpcapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,25 +25,8 @@ import (
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/product"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestAccessLogFollowsLevel: at info every finished call is logged; at
 // error the access log is not installed and the same call writes nothing.
@@ -54,7 +36,7 @@ func TestAccessLogFollowsLevel(t *testing.T) {
 		want  bool
 	}{{slog.LevelInfo, true}, {slog.LevelError, false}} {
 		t.Run(tc.level.String(), func(t *testing.T) {
-			var out syncBuffer
+			var out testenv.Buffer
 			s := NewServer(Deps{
 				Log:     slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tc.level})),
 				Metrics: prometheus.NewRegistry(),
@@ -96,7 +78,7 @@ func logRecords(t *testing.T, out string) []map[string]any {
 	return recs
 }
 
-func jsonLog(out *syncBuffer, level slog.Level) *slog.Logger {
+func jsonLog(out *testenv.Buffer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
 }
 
@@ -105,7 +87,7 @@ func jsonLog(out *syncBuffer, level slog.Level) *slog.Logger {
 // lines left out are all counted in "lines suppressed" summaries.
 func TestAccessLogBudget(t *testing.T) {
 	const perSecond, callers, each = 5, 8, 500
-	var out syncBuffer
+	var out testenv.Buffer
 	s := NewServer(Deps{Log: jsonLog(&out, slog.LevelInfo), Metrics: prometheus.NewRegistry(), AccessLogPerSecond: perSecond})
 	health := healthpb.NewHealthClient(serve(t, s))
 
@@ -173,7 +155,7 @@ func (panicOrders) Place(context.Context, uuid.UUID, uuid.UUID) (order.Order, er
 func TestAccessLogLevels(t *testing.T) {
 	place := func(t *testing.T, orders Orders, level slog.Level, n int) []map[string]any {
 		t.Helper()
-		var out syncBuffer
+		var out testenv.Buffer
 		s := NewServer(Deps{
 			Auth: tokenAuth{}, Orders: orders, Log: jsonLog(&out, level),
 			Metrics: prometheus.NewRegistry(), Now: time.Now, AccessLogPerSecond: 1,

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,33 +9,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/flashsale/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
 
 // records counts the JSON log lines by level and message (net/http's
 // without the client's address).
-func (l *lockedBuffer) records(t *testing.T) map[string]int {
+func records(t *testing.T, l *testenv.Buffer) map[string]int {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := map[string]int{}
-	for line := range strings.Lines(l.b.String()) {
+	for line := range strings.Lines(l.String()) {
 		var r struct{ Level, Msg string }
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -59,7 +45,7 @@ func (l *lockedBuffer) records(t *testing.T) map[string]int {
 func TestErrorLog(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
-			var out lockedBuffer
+			var out testenv.Buffer
 			const budget, probes, panics = 3, 40, 5
 			ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 				panic("boom")
@@ -85,7 +71,7 @@ func TestErrorLog(t *testing.T) {
 			ts.Close() // waits for the connections' goroutines, and so their lines
 			seconds := int(time.Since(start).Seconds()) + 1
 
-			got := out.records(t)
+			got := records(t, &out)
 			if n := got["ERROR http: panic serving"]; n != panics {
 				t.Errorf("%d panics logged at error, want %d: %v", n, panics, got)
 			}
@@ -107,7 +93,7 @@ func (failingCheck) Ping(context.Context) error { return errors.New("connection 
 // TestReadyzLogBounded: /readyz called again and again while a dependency
 // is down logs "not ready" within the budget.
 func TestReadyzLogBounded(t *testing.T) {
-	var out lockedBuffer
+	var out testenv.Buffer
 	const budget, calls = 2, 200
 	h, err := New(t.Context(), Deps{
 		Conn: nil, Gatherer: prometheus.NewRegistry(), Ready: map[string]Checker{"postgres": failingCheck{}},
@@ -125,7 +111,7 @@ func TestReadyzLogBounded(t *testing.T) {
 		}
 	}
 	seconds := int(time.Since(start).Seconds()) + 1
-	if n := out.records(t)["WARN not ready"]; n == 0 || n > budget*seconds {
+	if n := records(t, &out)["WARN not ready"]; n == 0 || n > budget*seconds {
 		t.Errorf("%d \"not ready\" lines for %d calls in %d s, want 1..%d", n, calls, seconds, budget*seconds)
 	}
 }

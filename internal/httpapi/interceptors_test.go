@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/flashsale/flashsale/internal/grpcapi"
 	"github.com/flashsale/flashsale/internal/order"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/testenv"
 )
 
 // The REST facade calls the gRPC services in process (grpcapi.Channel):
@@ -104,7 +104,7 @@ func (fakeSales) SaleStatus(_ context.Context, productID uuid.UUID) (order.SaleS
 type restChain struct {
 	url     string
 	orders  *fakeOrders
-	log     *syncBuffer
+	log     *testenv.Buffer
 	metrics *prometheus.Registry
 }
 
@@ -113,7 +113,7 @@ type restChain struct {
 // that X-Forwarded-For names the client, and an access log at info.
 func newRESTChain(t *testing.T) restChain {
 	t.Helper()
-	c := restChain{orders: &fakeOrders{}, log: &syncBuffer{}, metrics: prometheus.NewRegistry()}
+	c := restChain{orders: &fakeOrders{}, log: &testenv.Buffer{}, metrics: prometheus.NewRegistry()}
 	log := slog.New(slog.NewJSONHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv := grpcapi.NewServer(grpcapi.Deps{
 		Auth: tokenAuth{}, Orders: c.orders, SaleService: fakeSales{},
@@ -221,7 +221,7 @@ func TestRESTPassesAccessLogMetricsRecoveryAndDeadline(t *testing.T) {
 		t.Errorf("panicking handler: %d %s, want 500 without the panic's text", resp.StatusCode, body)
 	}
 
-	lines := c.log.lines()
+	lines := c.log.Lines()
 	if !hasLine(lines, "panic in handler", "PlaceOrder") {
 		t.Errorf("no panic logged with its method; log:\n%s", strings.Join(lines, "\n"))
 	}
@@ -291,22 +291,4 @@ func hasLine(lines []string, parts ...string) bool {
 		}
 	}
 	return false
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Split(strings.TrimSpace(b.buf.String()), "\n")
 }

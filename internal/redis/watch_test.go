@@ -1,7 +1,6 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -379,7 +377,7 @@ func TestWatcherLogsUnreadableDurability(t *testing.T) {
 	if err := d.Check(t.Context()); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	var out lockedBuffer
+	var out testenv.Buffer
 	runWatcher(t, redis.NewWatcher(c, redis.WatchConfig{
 		Poll: 50 * time.Millisecond, Durability: d, DurabilityEvery: 50 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(&out, nil)),
@@ -406,22 +404,4 @@ func TestWatcherLogsUnreadableDurability(t *testing.T) {
 		}
 		return ""
 	})
-}
-
-// lockedBuffer is a bytes.Buffer for a log written by another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
