@@ -841,7 +841,7 @@ func (p *chaosPhase) reviveAll(when string) {
 		if !exited {
 			continue
 		}
-		p.exited(proc.name, fmt.Sprintf("exited on its own (%v), noticed %s; last lines:\n%s", err, when, proc.cur.out.tail(15)))
+		p.exited(proc.name, fmt.Sprintf("exited on its own (%v), noticed %s; last lines:\n%s", err, when, tail(proc.cur.out, 15)))
 		p.restart(proc, "after it exited, "+when)
 	}
 }
@@ -1184,7 +1184,7 @@ func (p *chaosPhase) report(checks []chaosCheck, db chaosDB) {
 	if len(p.harness) > 0 {
 		for _, proc := range slices.Concat(p.serves, p.workers, []*chaosProc{p.redis}) {
 			if proc != nil && proc.cur != nil {
-				t.Logf("--- %s, last lines of its output:\n%s", proc.name, proc.cur.out.tail(40))
+				t.Logf("--- %s, last lines of its output:\n%s", proc.name, tail(proc.cur.out, 40))
 			}
 		}
 	}
@@ -1214,7 +1214,7 @@ func (c *chaosProc) start(t *testing.T) error {
 	if c.ready == nil {
 		select {
 		case <-ch.done:
-			return fmt.Errorf("%s exited while starting (%v):\n%s", c.name, ch.err, ch.out.tail(20))
+			return fmt.Errorf("%s exited while starting (%v):\n%s", c.name, ch.err, tail(ch.out, 20))
 		case <-time.After(c.minUp):
 			return nil
 		}
@@ -1227,11 +1227,11 @@ func (c *chaosProc) start(t *testing.T) error {
 		}
 		select {
 		case <-ch.done:
-			return fmt.Errorf("%s exited while starting (%v): %v\n%s", c.name, ch.err, err, ch.out.tail(20))
+			return fmt.Errorf("%s exited while starting (%v): %v\n%s", c.name, ch.err, err, tail(ch.out, 20))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after 30s: %v\n%s", c.name, err, ch.out.tail(20))
+			return fmt.Errorf("%s not ready after 30s: %v\n%s", c.name, err, tail(ch.out, 20))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -55,7 +55,7 @@ func testQueueRefusesVolatile(t *testing.T, bin string) {
 	for _, command := range []string{"serve", "worker"} {
 		p := startChild(t, command, childEnv(startupEnv(t, vars)), bin, command)
 		err := waitExit(t, p, 30*time.Second)
-		out := p.out.tail(20)
+		out := tail(p.out, 20)
 		if err == nil {
 			t.Errorf("%s in queue mode on a Redis without AOF exited 0, want an error; output:\n%s", command, out)
 		}
@@ -67,7 +67,7 @@ func testQueueRefusesVolatile(t *testing.T, bin string) {
 	}
 
 	s := startServe(t, bin, map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ORDER_MODE": "queue"}) // allowed by default in tests
-	if out := s.proc.out.tail(100); !strings.Contains(out, "ORDERS_QUEUE_ALLOW_VOLATILE=true") {
+	if out := tail(s.proc.out, 100); !strings.Contains(out, "ORDERS_QUEUE_ALLOW_VOLATILE=true") {
 		t.Errorf("serve allowed a volatile Redis without a warning; output:\n%s", out)
 	}
 	product, _, _ := saleOpenNow(t, s.testServer, 5)
@@ -132,7 +132,7 @@ func testQueueStopsWithoutAOF(t *testing.T, bin string) {
 	rp.start("--appendonly", "no")
 	refused("after Redis restarted without an AOF", 2)
 	waitFor(t, 10*time.Second, "serve to log the restart", func() (bool, string) {
-		out := s.proc.out.tail(200)
+		out := tail(s.proc.out, 200)
 		return strings.Contains(out, "Redis restarted"), "no such line yet"
 	})
 }
@@ -167,7 +167,7 @@ func testReconcileAfterRestart(t *testing.T, bin string) {
 		keys, err := rc.Do(t.Context(), rc.B().Keys().Pattern(prefix).Build()).AsStrSlice()
 		return err == nil && len(keys) > 0, fmt.Sprintf("keys %v (%v)", keys, err)
 	})
-	if out := s.proc.out.tail(200); !strings.Contains(out, "Redis restarted") {
+	if out := tail(s.proc.out, 200); !strings.Contains(out, "Redis restarted") {
 		t.Errorf("serve did not log the Redis restart; output:\n%s", out)
 	}
 	if code, body := httpDo(t, "POST", s.baseURL+"/v1/products/"+product+"/orders", tokens[0], "{}"); code != http.StatusConflict {
@@ -215,17 +215,17 @@ func testWaitsForDependencies(t *testing.T, bin string) {
 		waitFor(t, d, what, func() (bool, string) {
 			select {
 			case <-p.done:
-				t.Fatalf("serve exited while it should wait: %v\n%s", p.err, p.out.tail(40))
+				t.Fatalf("serve exited while it should wait: %v\n%s", p.err, tail(p.out, 40))
 			default:
 			}
-			return strings.Contains(p.out.tail(400), s), "not yet"
+			return strings.Contains(tail(p.out, 400), s), "not yet"
 		})
 	}
 	outSays("serve to wait for PostgreSQL", 10*time.Second, "waiting for PostgreSQL")
 	time.Sleep(2 * time.Second) // a few more attempts
 	select {
 	case <-p.done:
-		t.Fatalf("serve exited with PostgreSQL down: %v\n%s", p.err, p.out.tail(40))
+		t.Fatalf("serve exited with PostgreSQL down: %v\n%s", p.err, tail(p.out, 40))
 	default:
 	}
 	pg.start(t)
@@ -236,13 +236,13 @@ func testWaitsForDependencies(t *testing.T, bin string) {
 	waitFor(t, 60*time.Second, "serve to be ready", func() (bool, string) {
 		select {
 		case <-p.done:
-			t.Fatalf("serve exited: %v\n%s", p.err, p.out.tail(40))
+			t.Fatalf("serve exited: %v\n%s", p.err, tail(p.out, 40))
 		default:
 		}
 		code, err := getCode(base + "/readyz")
 		return code == http.StatusOK, fmt.Sprintf("/readyz %d %v", code, err)
 	})
-	if out := p.out.tail(400); !strings.Contains(out, "LOADING") {
+	if out := tail(p.out, 400); !strings.Contains(out, "LOADING") {
 		t.Errorf("serve never met Redis LOADING its AOF (the test means it to); output:\n%s", out)
 	}
 	conn, err := grpc.NewClient(env["GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -271,7 +271,7 @@ func testStartupTimeout(t *testing.T, bin string) {
 	p := startChild(t, "serve", childEnv(env), bin, "serve")
 	err := waitExit(t, p, 30*time.Second)
 	took := time.Since(began)
-	out := p.out.tail(20)
+	out := tail(p.out, 20)
 	if err == nil {
 		t.Fatalf("serve without Redis exited 0; output:\n%s", out)
 	}
@@ -312,7 +312,7 @@ func waitExit(t *testing.T, c *child, d time.Duration) error {
 	case <-c.done:
 		return c.err
 	case <-time.After(d):
-		t.Fatalf("%s still running after %v; output:\n%s", c.name, d, c.out.tail(40))
+		t.Fatalf("%s still running after %v; output:\n%s", c.name, d, tail(c.out, 40))
 		return nil
 	}
 }
