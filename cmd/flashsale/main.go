@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/flashsale/flashsale/internal/app"
 	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/grpcapi"
 )
 
 const usage = `usage: flashsale <command> [arguments]
@@ -83,6 +85,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	// grpc-go and the REST gateway log through grpclog: into this log too,
+	// within the access log's budget. Set before anything of gRPC runs.
+	grpclog.SetLoggerV2(grpcapi.GRPCLog(log, cfg.LogAccessPerSecond))
 	// The clock every rule is judged by: the wall clock, in UTC.
 	now := func() time.Time { return time.Now().UTC() }
 	switch args[0] {
