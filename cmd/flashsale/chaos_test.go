@@ -59,9 +59,7 @@ import (
 // reported as "VIOLATION", problems of the harness itself (a process that
 // would not come back, say) as "HARNESS".
 func TestChaos(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("the chaos test runs real processes for a minute; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "the chaos test runs real processes for a minute")
 	seed, total := chaosParams(t)
 	t.Logf("chaos: seed %d, buyers for %v across the modes; replay with CHAOS_SEED=%d CHAOS_DURATION=%v", seed, total, seed, total)
 	redisPath, err := exec.LookPath("redis-server")
@@ -81,9 +79,7 @@ func TestChaos(t *testing.T) {
 // and the old master rejoins as a replica. Each mode gets the buyers' time
 // it has in TestChaos, and the same schedule for the same seed.
 func TestChaosCluster(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("the chaos test runs real processes and two Redis Clusters for a minute; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "the chaos test runs real processes and two Redis Clusters for a minute")
 	seed, total := chaosParams(t)
 	t.Logf("chaos on a Redis Cluster: seed %d; replay with CHAOS_SEED=%d CHAOS_DURATION=%v CHAOS_REDIS=cluster", seed, seed, total)
 	redisPath, err := exec.LookPath("redis-server")

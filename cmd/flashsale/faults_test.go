@@ -46,9 +46,7 @@ import (
 // checks the invariants in PostgreSQL afterwards: no oversell, one order per
 // user per sale, no acknowledged order lost.
 func TestFaults(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("fault tests run real processes; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "fault tests run real processes")
 	bin := buildFlashsale(t)
 	t.Run("WorkerKilledMidBacklog", func(t *testing.T) { testWorkerKilled(t, bin) })
 	t.Run("RedisDownMidSale", func(t *testing.T) { testRedisDown(t, bin) })

@@ -58,9 +58,7 @@ const (
 // stretched to fit; it reports each failover's pause. FLEET_MIN_REPLICAS
 // sets the servers' ORDERS_QUEUE_MIN_REPLICAS (default auto: 1).
 func TestFleet(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("runs a Redis Cluster, PostgreSQL, 3 serve and 2 workers for about a minute; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "runs a Redis Cluster, PostgreSQL, 3 serve and 2 workers for about a minute")
 	kills := 1
 	if v := os.Getenv("FLEET_KILLS"); v != "" {
 		n, err := strconv.Atoi(v)

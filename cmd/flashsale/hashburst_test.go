@@ -25,9 +25,7 @@ import (
 // at capacity; it comes with Retry-After). The status read latencies are
 // logged, not asserted.
 func TestRegisterBurst(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("runs a real server under a sign-up flood; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "runs a real server under a sign-up flood")
 	const burst, concurrency = 2000, 250
 	bin := buildFlashsale(t)
 	s := startServe(t, bin, map[string]string{

@@ -27,9 +27,7 @@ import (
 // is Unavailable too), that the process exits 0, and that every order
 // acknowledged, CONFIRMED or PENDING, is in PostgreSQL, and nothing else.
 func TestShutdownUnderLoad(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("runs real processes; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "runs real processes")
 	bin := buildFlashsale(t)
 	for _, mode := range []string{"sync", "queue"} {
 		t.Run(mode, func(t *testing.T) { testShutdownUnderLoad(t, bin, mode) })

@@ -29,9 +29,7 @@ import (
 // STARTUP_TIMEOUT_SECONDS, refusing a Redis without an AOF in queue mode,
 // and noticing a Redis restart.
 func TestStartup(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("start-up tests run real processes; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "start-up tests run real processes")
 	bin := buildFlashsale(t)
 	t.Run("QueueRefusesVolatileRedis", func(t *testing.T) { testQueueRefusesVolatile(t, bin) })
 	t.Run("QueueStopsTakingOrdersWithoutAOF", func(t *testing.T) { testQueueStopsWithoutAOF(t, bin) })

@@ -182,9 +182,7 @@ func TestWatchOpensRateLimited(t *testing.T) {
 // 10,000 times of a poll per stream every 500 ms; that is asserted, the
 // rest is logged.
 func TestWatchThousandStreams(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("runs a real server with 2,000 streams; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "runs a real server with 2,000 streams")
 	const streams = 1000
 	bin := buildFlashsale(t)
 	s := startServe(t, bin, map[string]string{

@@ -147,9 +147,7 @@ func TestIPBucketsFleet(t *testing.T) {
 // TestIPBucketsFleetCluster: the same on a private Redis Cluster, with
 // addresses on each of its three masters, reported in one pipeline.
 func TestIPBucketsFleetCluster(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("starts a six-node Redis Cluster; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "starts a six-node Redis Cluster")
 	c := clustertest.Start(t)
 	prefix := testPrefix()
 	var ips []string

@@ -31,9 +31,7 @@ var onCluster struct {
 // of products on different masters are read by one worker, and then the
 // tests of what only a cluster has.
 func TestCluster(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("starts a six-node Redis Cluster; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "starts a six-node Redis Cluster")
 	c := clustertest.Start(t)
 	onCluster.url, onCluster.c = c.URL(), c
 	for _, tt := range []struct {
@@ -270,9 +268,7 @@ func saleOfLoaded(t testing.TB, g *redis.Gate, quantity int32) sale.Sale {
 // reports the moved slot and only it; and the products on the other
 // masters never notice.
 func TestClusterFailover(t *testing.T) {
-	if testing.Short() && !testenv.CI() {
-		t.Skip("starts a six-node Redis Cluster and fails a master over; skipped with -short (never under CI=true)")
-	}
+	testenv.Long(t, "starts a six-node Redis Cluster and fails a master over")
 	cl := clustertest.Start(t)
 	ctx := t.Context()
 	const timeout = 300 * time.Millisecond

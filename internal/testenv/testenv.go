@@ -50,3 +50,13 @@ func Missing(t testing.TB, format string, args ...any) {
 func RedisURL() string {
 	return cmp.Or(os.Getenv("TEST_REDIS_URL"), "redis://127.0.0.1:6379/0")
 }
+
+// Long marks a test that runs real processes or servers for a while: with
+// -short it is skipped, saying what it does, except under CI, where every
+// test runs.
+func Long(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() && !CI() {
+		t.Skip(what + "; skipped with -short (never under CI=true)")
+	}
+}
