@@ -101,6 +101,13 @@ func (r *running) wait(t *testing.T, d time.Duration) error {
 // test stops it (or ends).
 func start(t *testing.T, cfg config.Config, hooks ...func(*app.App)) *running {
 	t.Helper()
+	return serve(t, cfg, "http", &http.Client{Timeout: 5 * time.Second}, hooks...)
+}
+
+// serve is start over scheme (http, or https when cfg serves TLS), waiting
+// for /readyz with client.
+func serve(t *testing.T, cfg config.Config, scheme string, client *http.Client, hooks ...func(*app.App)) *running {
+	t.Helper()
 	grpcLis, httpLis := listen(t)
 	a, err := app.New(t.Context(), cfg, testLog(t), app.WithListeners(grpcLis, httpLis))
 	if err != nil {
@@ -110,7 +117,7 @@ func start(t *testing.T, cfg config.Config, hooks ...func(*app.App)) *running {
 		h(a)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	r := &running{baseURL: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), stop: stop, done: make(chan struct{})}
+	r := &running{baseURL: scheme + "://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		r.err = a.Run(ctx)
@@ -119,11 +126,17 @@ func start(t *testing.T, cfg config.Config, hooks ...func(*app.App)) *running {
 		stop()
 		<-r.done
 	})
-	waitFor(t, 10*time.Second, "/readyz 200", func() bool { return getCode(r.baseURL+"/readyz") == http.StatusOK })
+	waitFor(t, 10*time.Second, "/readyz 200 over "+scheme, func() bool {
+		resp, err := client.Get(r.baseURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	return r
 }
 
-// getCode is the status of a GET, 0 when it failed.
 func getCode(url string) int {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,16 +101,8 @@ func TestShutdownDrains(t *testing.T) {
 
 func getBody(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return string(b)
+	_, _, body := restGet(t, http.DefaultClient, url)
+	return body
 }
 
 // saleOpenNow creates, as the admin, a product and a sale of it open now,

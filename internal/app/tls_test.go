@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	flashsalev1 "github.com/flashsale/flashsale/gen/flashsale/v1"
-	"github.com/flashsale/flashsale/internal/app"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/tlstest"
 )
@@ -36,31 +35,7 @@ func serverEnv(t *testing.T, ca *tlstest.CA, usages ...x509.ExtKeyUsage) map[str
 // HTTPS, trusting ca, and its baseURL is https://.
 func startTLS(t *testing.T, cfg config.Config, ca *x509.CertPool) *running {
 	t.Helper()
-	grpcLis, httpLis := listen(t)
-	a, err := app.New(t.Context(), cfg, testLog(t), app.WithListeners(grpcLis, httpLis))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	r := &running{baseURL: "https://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), stop: stop, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.err = a.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		stop()
-		<-r.done
-	})
-	client := httpsClient(ca)
-	waitFor(t, 10*time.Second, "/readyz 200 over HTTPS", func() bool {
-		resp, err := client.Get(r.baseURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return r
+	return serve(t, cfg, "https", httpsClient(ca))
 }
 
 func httpsClient(ca *x509.CertPool) *http.Client {
