@@ -11,10 +11,11 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// limitScript is a token bucket on Redis's clock: KEYS bucket; ARGV capacity,
-// refill per second. It returns {allowed (0|1), wait in microseconds}. The
-// bucket expires once it would be full again anyway.
-var limitScript = rueidis.NewLuaScript(`
+// luaRefill starts both bucket scripts: KEYS[1] is the bucket, ARGV[1]
+// its capacity and ARGV[2] its refill per second; it leaves the tokens the
+// bucket held, the time now on Redis's clock (µs) and how long since the
+// bucket was last touched.
+const luaRefill = `
 local cap = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -24,6 +25,12 @@ local tokens = tonumber(b[1]) or cap
 local ts = tonumber(b[2]) or now
 local elapsed = now - ts
 if elapsed < 0 then elapsed = 0 end
+`
+
+// limitScript is a token bucket on Redis's clock: KEYS bucket; ARGV capacity,
+// refill per second. It returns {allowed (0|1), wait in microseconds}. The
+// bucket expires once it would be full again anyway.
+var limitScript = rueidis.NewLuaScript(luaRefill + `
 tokens = math.min(cap, tokens + elapsed * rate / 1000000)
 local ok, wait = 0, 0
 if tokens >= 1 then
@@ -91,17 +98,8 @@ func (l *Limiter) take(ctx context.Context, key string) (bool, time.Duration, er
 // {tokens left in thousandths (negative: debt), microseconds until the
 // bucket holds a whole token (0: it does)}. The bucket expires once it
 // would be full again anyway.
-var takeManyScript = rueidis.NewLuaScript(`
-local cap = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
+var takeManyScript = rueidis.NewLuaScript(luaRefill + `
 local n = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or cap
-local ts = tonumber(b[2]) or now
-local elapsed = now - ts
-if elapsed < 0 then elapsed = 0 end
 tokens = math.min(cap, tokens + elapsed * rate / 1000000) - n
 local wait = 0
 if tokens < 1 then
