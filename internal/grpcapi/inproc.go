@@ -45,9 +45,8 @@ func newChannel(services grpchan.HandlerMap, unary []grpc.UnaryServerInterceptor
 	c := &Channel{
 		methods: map[string]unaryMethod{},
 		unary:   chainUnary(unary),
-		streams: new(inprocgrpc.Channel).
-			WithServerUnaryInterceptor(chainUnary(unary)).
-			WithServerStreamInterceptor(chainStream(stream)),
+		// Only streams go through inprocgrpc: Invoke runs unary calls.
+		streams: new(inprocgrpc.Channel).WithServerStreamInterceptor(chainStream(stream)),
 	}
 	services.ForEach(func(desc *grpc.ServiceDesc, srv any) {
 		for _, m := range desc.Methods {
