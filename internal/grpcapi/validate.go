@@ -17,85 +17,49 @@ import (
 // field path. Every handler calls it before reading its request, so that a
 // new field is covered without anyone remembering to.
 func checkText(req proto.Message) error {
-	m := req.ProtoReflect()
-	if textFit(m) {
-		return nil // the common case, found without building a field path
-	}
 	var fe fieldErrors
-	checkTextIn(&fe, "", m)
+	checkTextIn(&fe, "", req.ProtoReflect())
 	return fe.err()
 }
 
-// textFit reports whether every string in m, at any depth, is fit for a
-// text column.
-func textFit(m protoreflect.Message) bool {
-	fit := true
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len() && fit; i++ {
-				fit = valueFit(fd, l.Get(i))
-			}
-		case fd.IsMap():
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				fit = (fd.MapKey().Kind() != protoreflect.StringKind || textProblem(k.String()) == "") && valueFit(fd.MapValue(), mv)
-				return fit
-			})
-		default:
-			fit = valueFit(fd, v)
-		}
-		return fit
-	})
-	return fit
-}
-
-func valueFit(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-	switch fd.Kind() {
-	case protoreflect.StringKind:
-		return textProblem(v.String()) == ""
-	case protoreflect.MessageKind, protoreflect.GroupKind:
-		return textFit(v.Message())
-	}
-	return true
-}
-
+// checkTextIn checks m's fields, naming them from prefix. A field's path is
+// built only when it has something to report (path), so a fit request, the
+// common case, costs the walk alone.
 func checkTextIn(fe *fieldErrors, prefix string, m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		path := prefix + string(fd.Name())
 		switch {
 		case fd.IsList():
 			l := v.List()
 			for i := range l.Len() {
-				checkTextValue(fe, fmt.Sprintf("%s[%d]", path, i), fd, l.Get(i))
+				checkTextValue(fe, fd, l.Get(i), func() string { return fmt.Sprintf("%s%s[%d]", prefix, fd.Name(), i) })
 			}
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				key := k.String()
 				if fd.MapKey().Kind() == protoreflect.StringKind {
 					if d := textProblem(key); d != "" {
-						fe.add(path, "keys "+d)
+						fe.add(prefix+string(fd.Name()), "keys "+d)
 						return true
 					}
 				}
-				checkTextValue(fe, fmt.Sprintf("%s[%q]", path, key), fd.MapValue(), mv)
+				checkTextValue(fe, fd.MapValue(), mv, func() string { return fmt.Sprintf("%s%s[%q]", prefix, fd.Name(), key) })
 				return true
 			})
 		default:
-			checkTextValue(fe, path, fd, v)
+			checkTextValue(fe, fd, v, func() string { return prefix + string(fd.Name()) })
 		}
 		return true
 	})
 }
 
-func checkTextValue(fe *fieldErrors, path string, fd protoreflect.FieldDescriptor, v protoreflect.Value) {
+func checkTextValue(fe *fieldErrors, fd protoreflect.FieldDescriptor, v protoreflect.Value, path func() string) {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		if d := textProblem(v.String()); d != "" {
-			fe.add(path, d)
+			fe.add(path(), d)
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		checkTextIn(fe, path+".", v.Message())
+		checkTextIn(fe, path()+".", v.Message())
 	}
 }
 
